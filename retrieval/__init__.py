@@ -1,0 +1,1 @@
+"""Byline's retrieval-QA library: ingestion, index, retrievers, reader and the answer pipeline."""

@@ -1,0 +1,206 @@
+"""Loading, validating and mixing the reader's training sets (../shared/qa-data/train).
+
+Every loader yields `QAExample`s whose answers align exactly with their context; a record
+that is malformed raises `TrainingDataError` naming the file and the record, so training
+never starts silently on partial data.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+csv.field_size_limit(1 << 30)
+
+SUBJQA_NO_ANSWER = "ANSWERNOTFOUND"
+
+
+class TrainingDataError(ValueError):
+    pass
+
+
+@dataclass
+class QAExample:
+    qid: str
+    question: str
+    context: str
+    answers: list[tuple[str, int]] = field(default_factory=list)  # (text, char start); empty = no answer
+    source: str = ""
+
+    @property
+    def answerable(self) -> bool:
+        return bool(self.answers)
+
+
+def _align(context: str, text: str, start: int) -> tuple[str, int] | None:
+    """Return (text, start) aligned to the context, fixing the quirks listed in qa-data/README."""
+    if context[start:start + len(text)] == text:
+        return text, start
+    stripped = text.strip()
+    if stripped and context[start:start + len(stripped)] == stripped:
+        return stripped, start
+    if stripped:
+        lead = len(text) - len(text.lstrip())
+        if context[start + lead:start + lead + len(stripped)] == stripped:
+            return stripped, start + lead
+        # whitespace-insensitive match nearest to the given start ("The pre - popped" -> "The pre-popped")
+        pattern = r"\s*".join(re.escape(tok) for tok in re.sub(r"\s+", "", stripped))
+        matches = list(re.finditer(pattern, context))
+        if matches:
+            best = min(matches, key=lambda m: abs(m.start() - start))
+            return best.group(0), best.start()
+    return None
+
+
+def _alnum(text: str) -> str:
+    return re.sub(r"[\W_]+", "", text).lower()
+
+
+def load_squad_file(path: Path, source: str, skipped: list[str] | None = None) -> list[QAExample]:
+    """Load a SQuAD v1.1/v2.0-shaped JSON file; titles group paragraphs into documents."""
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+        articles = payload["data"]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise TrainingDataError(f"{path}: not a SQuAD-format JSON file ({exc})") from exc
+    examples: list[QAExample] = []
+    for a_index, article in enumerate(articles):
+        for p_index, paragraph in enumerate(article.get("paragraphs", []) if isinstance(article, dict) else [None]):
+            where = f"{path}: data[{a_index}].paragraphs[{p_index}]"
+            if not isinstance(paragraph, dict) or not isinstance(paragraph.get("context"), str):
+                raise TrainingDataError(f"{where}: missing 'context' string")
+            context = paragraph["context"]
+            for qa in paragraph.get("qas", []):
+                if not isinstance(qa, dict) or not isinstance(qa.get("question"), str) or "id" not in qa:
+                    raise TrainingDataError(f"{where}: a qas record lacks 'id' or 'question'")
+                answers = []
+                for answer in qa.get("answers") or []:
+                    try:
+                        aligned = _align(context, answer["text"], int(answer["answer_start"]))
+                    except (KeyError, TypeError, ValueError) as exc:
+                        raise TrainingDataError(f"{where}: record {qa['id']}: malformed answer {answer!r}") from exc
+                    if aligned is None:
+                        raise TrainingDataError(f"{where}: record {qa['id']}: answer {answer['text']!r} "
+                                                f"does not occur at {answer['answer_start']}")
+                    answers.append(aligned)
+                if not answers and not qa.get("is_impossible", False):
+                    raise TrainingDataError(f"{where}: record {qa['id']}: no answers and not marked is_impossible")
+                examples.append(QAExample(str(qa["id"]), qa["question"], context, answers,
+                                          f"{source}#{a_index}"))
+    return examples
+
+
+def load_subjqa_csv(path: Path, source: str, skipped: list[str] | None = None) -> list[QAExample]:
+    """SubjQA rows; ANSWERNOTFOUND rows become unanswerable (SQuAD 2.0-style) examples.
+
+    About 3.5% of SubjQA's answers join several separate phrases into one "span" that no
+    substring of the review matches; those rows are listed in `skipped` (and counted in the
+    training summary) rather than guessed at.
+    """
+    examples = []
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise TrainingDataError(f"{path}: unreadable CSV ({exc})") from exc
+    for row_number, row in enumerate(rows, start=2):
+        where = f"{path}: line {row_number}"
+        try:
+            question, review, span, indices = (row["question"], row["review"], row["human_ans_spans"],
+                                               row["human_ans_indices"])
+        except KeyError as exc:
+            raise TrainingDataError(f"{where}: missing column {exc}") from exc
+        if not question or not review:
+            raise TrainingDataError(f"{where}: empty question or review")
+        # SubjQA appends the literal ANSWERNOTFOUND to every review so annotators can select it.
+        review = review.rstrip()
+        if review.endswith(SUBJQA_NO_ANSWER):
+            review = review[: -len(SUBJQA_NO_ANSWER)].rstrip()
+        qid = f"subjqa-{path.stem}-{row_number}"
+        if span.strip() == SUBJQA_NO_ANSWER:
+            examples.append(QAExample(qid, question, review, [], f"{source}#{row.get('item_id', '')}"))
+            continue
+        match = re.match(r"\(\s*(\d+)\s*,\s*(\d+)\s*\)", indices or "")
+        if not match:
+            raise TrainingDataError(f"{where}: malformed human_ans_indices {indices!r}")
+        start, end = int(match.group(1)), int(match.group(2))
+        aligned = _align(review, span, start)
+        if aligned is None and _alnum(review[start:end]) == _alnum(span):
+            # the span text lost a punctuation mark, but its indices still hold
+            aligned = review[start:end].strip(), start + len(review[start:end]) - len(review[start:end].lstrip())
+        if aligned is None:
+            if skipped is None:
+                raise TrainingDataError(f"{where}: answer {span!r} not found in the review")
+            skipped.append(f"{where}: answer {span!r} is not one span of the review")
+            continue
+        examples.append(QAExample(qid, question, review, [aligned], f"{source}#{row.get('item_id', '')}"))
+    return examples
+
+
+def same_document_negatives(examples: list[QAExample], rate: float, rng: random.Random) -> list[QAExample]:
+    """Pair questions with another paragraph of their own document that lacks every answer.
+
+    This is what a reader meets behind a retriever: on-topic text that does not answer.
+    """
+    by_document: dict[str, list[str]] = {}
+    for example in examples:
+        contexts = by_document.setdefault(example.source, [])
+        if not contexts or contexts[-1] != example.context:
+            contexts.append(example.context)
+    negatives = []
+    for example in examples:
+        if not example.answerable or rng.random() >= rate:
+            continue
+        others = [c for c in by_document.get(example.source, []) if c != example.context]
+        rng.shuffle(others)
+        for other in others[:5]:
+            lowered = other.lower()
+            if not any(text.lower() in lowered for text, _ in example.answers):
+                negatives.append(QAExample(example.qid + "-neg", example.question, other, [], example.source))
+                break
+    return negatives
+
+
+# (relative path, loader, sample size or None for all, same-document negative rate)
+DEFAULT_MIX: list[tuple[str, str, int | None, float]] = [
+    ("squadshifts/new_wiki.json", "squad", None, 0.25),
+    ("squadshifts/reddit.json", "squad", 4000, 0.1),
+    ("squadshifts/amazon_reviews.json", "squad", 4000, 0.15),
+    ("policyqa/dev.json", "squad", 1500, 0.1),
+    ("policyqa/test.json", "squad", 1500, 0.1),
+    ("covidqa/covid-qa.json", "squad", 1380, 0.0),
+    ("subjqa/*-train.csv", "subjqa", 5000, 0.0),
+    ("qamr/qamr.json", "squad", 14000, 0.0),
+]
+
+
+def load_mix(train_dir: Path, mix=DEFAULT_MIX, seed: int = 42) -> tuple[list[QAExample], dict[str, dict]]:
+    """Load every set of the mix, sample it, add same-document negatives; returns (examples, stats)."""
+    rng = random.Random(seed)
+    chosen: list[QAExample] = []
+    stats: dict[str, dict] = {}
+    for pattern, kind, sample, negative_rate in mix:
+        paths = sorted(train_dir.glob(pattern))
+        if not paths:
+            raise TrainingDataError(f"{train_dir / pattern}: no such training file")
+        examples: list[QAExample] = []
+        skipped: list[str] = []
+        for path in paths:
+            loader = load_subjqa_csv if kind == "subjqa" else load_squad_file
+            examples.extend(loader(path, pattern, skipped))
+        negatives = same_document_negatives(examples, negative_rate, rng)
+        total = len(examples)
+        if sample is not None and sample < len(examples):
+            examples = rng.sample(examples, sample)
+        negatives = negatives[: int(len(examples) * negative_rate)]
+        stats[pattern] = {"available": total, "used": len(examples), "unalignable_skipped": len(skipped),
+                          "unanswerable": sum(not e.answerable for e in examples),
+                          "same_document_negatives": len(negatives)}
+        chosen.extend(examples)
+        chosen.extend(negatives)
+    rng.shuffle(chosen)
+    return chosen, stats
