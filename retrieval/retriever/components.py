@@ -1,0 +1,224 @@
+"""Haystack components between fusion and the reader, and after the reader.
+
+- `CollapseSyndicatedCopies`: one story republished by several outlets keeps one slot.
+- `SentenceFocuser`: ranks the sentences of the fused chunks and hands the reader short
+  windows around the best ones instead of whole chunks (faster, and less page noise).
+- `AnswerAssembler`: turns reader spans into merged `Answer`s with article citations.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter, defaultdict
+
+import numpy as np
+from haystack import Document, component
+from haystack.dataclasses import ExtractedAnswer
+
+from retrieval.answer import Answer, AnswerResult, Citation
+from retrieval.index.store import ArticleIndex
+
+TOKEN = re.compile(r"\w+")
+STOPWORDS = frozenset(
+    "a an the of to in on for and or is are was were be been by with at from as that this it its what who whom "
+    "which when where why how did do does has have had not no their there they he she his her than then".split())
+
+
+def terms(text: str) -> list[str]:
+    return [t for t in TOKEN.findall(text.lower()) if t not in STOPWORDS]
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = re.sub(r"[^\w\s]", " ", text.lower())
+    return " ".join(t for t in text.split() if t not in {"a", "an", "the"})
+
+
+@component
+class CollapseSyndicatedCopies:
+    """Keep the best-ranked chunk of each group of near-duplicate chunks; note the copies."""
+
+    def __init__(self, top_k: int) -> None:
+        self.top_k = top_k
+
+    @component.output_types(documents=list[Document])
+    def run(self, documents: list[Document]) -> dict:
+        kept: list[Document] = []
+        by_group: dict[str, Document] = {}
+        for document in documents:
+            group = document.meta.get("duplicate_of") or document.id
+            if group in by_group:
+                by_group[group].meta.setdefault("copies", []).append(document.meta["doc_id"])
+                continue
+            document.meta["copies"] = []
+            by_group[group] = document
+            kept.append(document)
+        return {"documents": kept[: self.top_k]}
+
+
+@component
+class SentenceFocuser:
+    """Pick the best sentences of the retrieved chunks and build reader passages around them."""
+
+    def __init__(self, index: ArticleIndex, focus_sentences: int, neighbours: int = 1, rrf_k: int = 10) -> None:
+        self.index = index
+        self.focus_sentences = focus_sentences
+        self.neighbours = neighbours
+        self.rrf_k = rrf_k
+
+    def _lexical_scores(self, question: str, texts: list[str]) -> np.ndarray:
+        """BM25 of the question against the candidate sentences, as their own small collection."""
+        query = set(terms(question))
+        documents = [terms(t) for t in texts]
+        average = sum(map(len, documents)) / max(len(documents), 1) or 1.0
+        frequency = Counter(t for d in documents for t in set(d))
+        scores = np.zeros(len(texts))
+        for i, words in enumerate(documents):
+            counts = Counter(words)
+            for term in query & counts.keys():
+                idf = math.log(1 + (len(documents) - frequency[term] + 0.5) / (frequency[term] + 0.5))
+                tf = counts[term]
+                scores[i] += idf * tf * 2.2 / (tf + 1.2 * (0.25 + 0.75 * len(words) / average))
+        return scores
+
+    @component.output_types(passages=list[Document], closest=list[Document])
+    def run(self, question: str, query_embedding: list[float], documents: list[Document]) -> dict:
+        candidates: dict[tuple[str, int], int] = {}  # (doc_id, sentence index) -> best chunk rank
+        for rank, chunk in enumerate(documents):
+            doc_id = chunk.meta["doc_id"]
+            for i in range(chunk.meta["first_sentence"], chunk.meta["last_sentence"] + 1):
+                candidates.setdefault((doc_id, i), rank)
+        if not candidates:
+            return {"passages": [], "closest": []}
+        keys = list(candidates)
+        texts = [self._sentence_text(d, i) for d, i in keys]
+        query = np.asarray(query_embedding, dtype=np.float32)
+        dense = np.array([float(self.index.sentence_embeddings[d][i] @ query) for d, i in keys])
+        lexical = self._lexical_scores(question, texts)
+        chunk_rank = np.array([candidates[k] for k in keys], dtype=float)
+        fused = np.zeros(len(keys))
+        for ranking in (np.argsort(-dense, kind="stable"), np.argsort(-lexical, kind="stable"),
+                        np.argsort(chunk_rank, kind="stable")):
+            fused[ranking] += 1.0 / (self.rrf_k + np.arange(1, len(keys) + 1))
+        order = np.argsort(-fused, kind="stable")
+        best = [keys[i] for i in order[: self.focus_sentences]]
+        return {"passages": self._windows(best), "closest": [self._sentence_document(d, i) for d, i in best[:2]]}
+
+    def _sentence_text(self, doc_id: str, i: int) -> str:
+        sentence = self.index.sentences[doc_id][i]
+        return self.index.article_text(doc_id)[sentence.start:sentence.end]
+
+    def _sentence_document(self, doc_id: str, i: int) -> Document:
+        sentence = self.index.sentences[doc_id][i]
+        return Document(content=self._sentence_text(doc_id, i),
+                        meta={"doc_id": doc_id, "article_start": sentence.start, "article_end": sentence.end})
+
+    def _windows(self, best: list[tuple[str, int]]) -> list[Document]:
+        """Each best sentence with `neighbours` sentences either side; overlapping windows merge."""
+        spans: dict[str, list[list[int]]] = defaultdict(list)
+        first_seen: dict[str, int] = {}
+        for rank, (doc_id, i) in enumerate(best):
+            last = len(self.index.sentences[doc_id]) - 1
+            spans[doc_id].append([max(0, i - self.neighbours), min(last, i + self.neighbours), rank])
+            first_seen.setdefault(doc_id, rank)
+        passages = []
+        for doc_id, windows in spans.items():
+            windows.sort()
+            merged = [windows[0]]
+            for low, high, rank in windows[1:]:
+                if low <= merged[-1][1] + 1:
+                    merged[-1][1] = max(merged[-1][1], high)
+                    merged[-1][2] = min(merged[-1][2], rank)
+                else:
+                    merged.append([low, high, rank])
+            text = self.index.article_text(doc_id)
+            sentences = self.index.sentences[doc_id]
+            for low, high, rank in merged:
+                start, end = sentences[low].start, sentences[high].end
+                passages.append(Document(content=text[start:end],
+                                         meta={"doc_id": doc_id, "article_start": start, "article_end": end,
+                                               "focus_rank": rank}))
+        passages.sort(key=lambda d: d.meta["focus_rank"])
+        return passages
+
+
+@component
+class AnswerAssembler:
+    """Merge reader spans with the same normalised text into one answer citing every article."""
+
+    def __init__(self, index: ArticleIndex, no_answer_threshold: float, max_answers: int) -> None:
+        self.index = index
+        self.no_answer_threshold = no_answer_threshold
+        self.max_answers = max_answers
+
+    @component.output_types(result=AnswerResult, best_score=float)
+    def run(self, question: str, answers: list[ExtractedAnswer], passages: list[Document],
+            closest: list[Document]) -> dict:
+        groups: dict[str, list[tuple[float, str, int, int]]] = defaultdict(list)
+        for answer in answers:
+            if not answer.data or not answer.data.strip() or answer.document is None:
+                continue
+            start, end = answer.document_offset.start, answer.document_offset.end
+            text = answer.document.content[start:end]
+            stripped = text.strip()
+            start += len(text) - len(text.lstrip())
+            base = answer.document.meta["article_start"]
+            groups[normalize_answer(stripped)].append(
+                (float(answer.score), answer.document.meta["doc_id"], base + start, base + start + len(stripped)))
+        ranked = sorted(groups.values(), key=lambda spans: -max(s[0] for s in spans))
+        best_score = max((s[0] for s in ranked[0]), default=0.0) if ranked else 0.0
+        merged = []
+        for spans in ranked:
+            score = max(s[0] for s in spans)
+            if score < self.no_answer_threshold or len(merged) >= self.max_answers:
+                break
+            spans.sort(key=lambda s: -s[0])
+            _, doc_id, start, end = spans[0]
+            text = self.index.article_text(doc_id)[start:end]
+            located = {(s[1], s[2], s[3]) for s in spans}
+            located |= self._other_mentions(text, passages, {s[1] for s in spans})
+            citations = self._citations(sorted(located, key=lambda s: (s != (doc_id, start, end),)))
+            merged.append(Answer(text=text, score=score, citations=citations))
+        result = AnswerResult(question=question, no_answer=not merged, answers=merged)
+        if not merged:
+            result.closest = [self._citation(d.meta["doc_id"], d.meta["article_start"], d.meta["article_start"])
+                              for d in closest]
+        return {"result": result, "best_score": best_score}
+
+    def _other_mentions(self, text: str, passages: list[Document], cited: set[str]) -> set[tuple[str, int, int]]:
+        """The same words in another retrieved article support the answer too."""
+        found = set()
+        needle = text.lower()
+        for passage in passages:
+            doc_id = passage.meta["doc_id"]
+            if doc_id in cited:
+                continue
+            position = passage.content.lower().find(needle)
+            if position >= 0:
+                start = passage.meta["article_start"] + position
+                found.add((doc_id, start, start + len(text)))
+                cited.add(doc_id)
+        return found
+
+    def _citations(self, located: list[tuple[str, int, int]]) -> list[Citation]:
+        seen, citations = set(), []
+        for doc_id, start, end in located:
+            if doc_id in seen:
+                continue
+            seen.add(doc_id)
+            citations.append(self._citation(doc_id, start, end))
+        return citations
+
+    def _citation(self, doc_id: str, start: int, end: int) -> Citation:
+        """The sentence(s) holding article[start:end], with the span's offsets in them."""
+        sentences = self.index.sentences[doc_id]
+        covering = [s for s in sentences if s.end > start and s.start < max(end, start + 1)] or \
+            [min(sentences, key=lambda s: abs(s.start - start))]
+        snippet_start, snippet_end = covering[0].start, covering[-1].end
+        snippet = self.index.article_text(doc_id)[snippet_start:snippet_end]
+        meta = self.index.metadata(doc_id)
+        return Citation(doc_id=doc_id, title=meta["title"], publisher=meta["publisher"],
+                        published=meta["published"], url=meta["url"], snippet=snippet,
+                        answer_start=start - snippet_start, answer_end=end - snippet_start,
+                        article_start=start, article_end=end)
