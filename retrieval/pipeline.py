@@ -81,7 +81,7 @@ class BylinePipeline:
                                                         retrieval["focus_neighbours"]))
         pipeline.add_component("read", self.reader)
         pipeline.add_component("assemble", AnswerAssembler(index, reader["no_answer_threshold"],
-                                                           reader["max_answers"]))
+                                                           reader["max_answers"], reader["max_answer_words"]))
         pipeline.connect("embed_query.embedding", "dense.query_embedding")
         pipeline.connect("dense.documents", "fuse.documents")
         pipeline.connect("bm25.documents", "fuse.documents")

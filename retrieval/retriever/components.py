@@ -147,10 +147,12 @@ class SentenceFocuser:
 class AnswerAssembler:
     """Merge reader spans with the same normalised text into one answer citing every article."""
 
-    def __init__(self, index: ArticleIndex, no_answer_threshold: float, max_answers: int) -> None:
+    def __init__(self, index: ArticleIndex, no_answer_threshold: float, max_answers: int,
+                 max_answer_words: int = 30) -> None:
         self.index = index
         self.no_answer_threshold = no_answer_threshold
         self.max_answers = max_answers
+        self.max_answer_words = max_answer_words
 
     @component.output_types(result=AnswerResult, best_score=float)
     def run(self, question: str, answers: list[ExtractedAnswer], passages: list[Document],
@@ -162,6 +164,9 @@ class AnswerAssembler:
             start, end = answer.document_offset.start, answer.document_offset.end
             text = answer.document.content[start:end]
             stripped = text.strip()
+            # an answer is a phrase: it does not run across paragraphs or go on for sentences
+            if "\n" in stripped or len(stripped.split()) > self.max_answer_words:
+                continue
             start += len(text) - len(text.lstrip())
             base = answer.document.meta["article_start"]
             groups[normalize_answer(stripped)].append(

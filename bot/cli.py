@@ -1,0 +1,230 @@
+"""`byline`: ask, chat, ingest, remove, list, eval, slack, feedback, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+from retrieval.errors import BylineError  # noqa: E402
+
+logger = logging.getLogger("byline")
+
+
+def _quiet_libraries() -> None:
+    import transformers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    for name in ("haystack", "sentence_transformers", "haystack_integrations"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _config(args: argparse.Namespace) -> dict:
+    from retrieval.config import load_config
+
+    overrides = dict(item.split("=", 1) for item in args.set or [] if "=" in item)
+    bad = [item for item in args.set or [] if "=" not in item]
+    if bad:
+        raise BylineError(f"--set takes section.key=value, not '{bad[0]}'")
+    if args.data_dir:
+        overrides["data_dir"] = str(Path(args.data_dir).resolve())
+    if getattr(args, "model", None):
+        overrides["reader.model"] = args.model
+    return load_config(args.config, overrides)
+
+
+def _pipeline(args: argparse.Namespace):
+    from retrieval.pipeline import build_pipeline
+
+    _quiet_libraries()
+    return build_pipeline(_config(args))
+
+
+# -- commands ------------------------------------------------------------------------------
+def cmd_ask(args: argparse.Namespace) -> int:
+    from bot.render_text import render_text
+
+    pipeline = _pipeline(args)
+    if args.question == ["-"]:
+        status = 0
+        for line in sys.stdin:
+            if not line.strip():
+                continue
+            try:
+                print(json.dumps(pipeline.ask(line).to_dict(), ensure_ascii=False), flush=True)
+            except BylineError as exc:
+                print(json.dumps({"question": line.rstrip("\n"), "error": str(exc)}), flush=True)
+                status = 2
+        return status
+    result = pipeline.ask(" ".join(args.question))
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False))
+    else:
+        print(render_text(result, ansi=sys.stdout.isatty()))
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from bot.render_text import render_text
+
+    print("Loading Byline…", flush=True)
+    pipeline = _pipeline(args)
+    print(f"Byline is ready: {len(pipeline.doc_ids())} articles. Ask a question; an empty line or Ctrl-D quits.")
+    while True:
+        try:
+            question = input("\nyou> ")
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        if not question.strip():
+            return 0
+        try:
+            print(render_text(pipeline.ask(question), ansi=sys.stdout.isatty()))
+        except BylineError as exc:
+            print(f"byline: {exc}")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """Slack when its tokens are set, otherwise the terminal chat."""
+    if os.environ.get("SLACK_BOT_TOKEN") and (os.environ.get("SLACK_APP_TOKEN") or os.environ.get("SLACK_SIGNING_SECRET")):
+        args.port = None
+        return cmd_slack(args)
+    print("No Slack tokens (SLACK_BOT_TOKEN with SLACK_APP_TOKEN or SLACK_SIGNING_SECRET): starting the terminal chat.")
+    return cmd_chat(args)
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    report = pipeline.ingest([Path(p) for p in args.paths], replace_all=args.replace)
+    print(f"added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
+          f"removed {len(report.removed)}; {report.chunks_embedded} chunks embedded in {report.seconds:.1f}s")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    _pipeline(args).remove(args.doc_id)
+    print(f"removed {args.doc_id}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    pipeline = _pipeline(args)
+    for doc_id in sorted(pipeline.doc_ids()):
+        meta = pipeline.index.metadata(doc_id)
+        print(f"{doc_id}  {meta['published'] or '----------'}  {meta['publisher'] or '-'}  {meta['title']}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from eval.run_eval import main as eval_main
+
+    return eval_main(args.eval_args, lambda: _pipeline(args))
+
+
+def cmd_slack(args: argparse.Namespace) -> int:
+    from bot.slack.app import run_slack
+
+    config = _config(args)
+    port = args.port or config["slack"]["port"]
+    return run_slack(config, _pipeline(args), port=port) or 0
+
+
+def cmd_feedback(args: argparse.Namespace) -> int:
+    from bot.feedback import export_feedback
+
+    config = _config(args)
+    count = export_feedback(Path(config["data_dir"]), Path(args.out))
+    print(f"wrote {count} gold-set candidates to {args.out}")
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from bench.run import main as bench_main
+
+    return bench_main(args.bench_args, lambda: _config(args))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="byline", description="Extractive answers, with citations, from news articles.")
+    parser.add_argument("--config", help="config file (default: config/byline.yaml)")
+    parser.add_argument("--data-dir", help="where the index lives (overrides config data_dir)")
+    parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override one setting")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ask = commands.add_parser("ask", help="answer one question ('-' reads one per line from stdin)")
+    ask.add_argument("question", nargs="+")
+    ask.add_argument("--json", action="store_true", help="print one JSON object per question")
+    ask.add_argument("--model", help="reader model: a folder or a Hugging Face id")
+    ask.set_defaults(handler=cmd_ask)
+
+    chat = commands.add_parser("chat", help="interactive questions in the terminal")
+    chat.add_argument("--model", help="reader model: a folder or a Hugging Face id")
+    chat.set_defaults(handler=cmd_chat)
+
+    run = commands.add_parser("run", help="serve Slack if its tokens are set, else chat in the terminal")
+    run.add_argument("--model", help="reader model: a folder or a Hugging Face id")
+    run.set_defaults(handler=cmd_run)
+
+    ingest = commands.add_parser("ingest", help="add or update articles (.txt .md .html .jsonl, or folders)")
+    ingest.add_argument("paths", nargs="+")
+    ingest.add_argument("--replace", action="store_true", help="remove indexed articles not among PATHS")
+    ingest.set_defaults(handler=cmd_ingest)
+
+    remove = commands.add_parser("remove", help="delete one article from the index")
+    remove.add_argument("doc_id")
+    remove.set_defaults(handler=cmd_remove)
+
+    commands.add_parser("list", help="list indexed articles").set_defaults(handler=cmd_list)
+
+    evaluate = commands.add_parser("eval", help="gold-set evaluation, CI gate, SQuAD reader benchmark",
+                                   add_help=False)
+    evaluate.add_argument("eval_args", nargs=argparse.REMAINDER)
+    evaluate.set_defaults(handler=cmd_eval)
+
+    slack = commands.add_parser("slack", help="run the Slack bot (Socket Mode if SLACK_APP_TOKEN is set)")
+    slack.add_argument("--port", type=int)
+    slack.set_defaults(handler=cmd_slack)
+
+    feedback = commands.add_parser("feedback", help="feedback from Slack buttons")
+    feedback_commands = feedback.add_subparsers(dest="feedback_command", required=True)
+    export = feedback_commands.add_parser("export", help="write 👎 answers as gold-set candidates")
+    export.add_argument("--out", default="eval/feedback_candidates.jsonl")
+    export.set_defaults(handler=cmd_feedback)
+
+    bench = commands.add_parser("bench", help="print speed and memory figures", add_help=False)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.set_defaults(handler=cmd_bench)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.handler(args)
+    except BylineError as exc:
+        print(f"byline: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # the last line of defence: one line, no traceback, unless --verbose
+        if args.verbose:
+            raise
+        print(f"byline: unexpected error: {exc.__class__.__name__}: {exc} (run with -v for details)", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
