@@ -1,0 +1,1 @@
+"""Byline's Slack front end: a bolt app answering mentions, DMs and /byline."""
