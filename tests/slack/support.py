@@ -7,6 +7,7 @@ import json
 import re
 import threading
 
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import serve
 
 from retrieval.answer import Answer, AnswerResult, Citation
@@ -88,10 +89,13 @@ class SocketModeStandIn:
         self._connection = connection
         connection.send(json.dumps({"type": "hello", "num_connections": 1, "connection_info": {"app_id": "A0"}}))
         self._connected.set()
-        for message in connection:
-            with self._acked:
-                self.acks.append(json.loads(message))
-                self._acked.notify_all()
+        try:
+            for message in connection:
+                with self._acked:
+                    self.acks.append(json.loads(message))
+                    self._acked.notify_all()
+        except ConnectionClosed:  # the SDK's client may hang up without a close frame
+            pass
 
     def send(self, envelope: dict) -> None:
         assert self._connected.wait(10), "the bot never connected"

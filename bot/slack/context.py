@@ -1,0 +1,109 @@
+"""What the Slack listeners share: the pipeline, settings, the answering pool and small thread-safe stores."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections import OrderedDict, defaultdict, deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from bot.feedback import FeedbackLog
+from retrieval.answer import AnswerResult
+
+
+class SeenEvents:
+    """Event ids already handled, so a retried or replayed event is answered once; bounded, oldest forgotten."""
+
+    def __init__(self, max_size: int = 10_000):
+        self._ids: OrderedDict[str, None] = OrderedDict()
+        self._max_size = max_size
+        self._lock = threading.Lock()
+
+    def first_time(self, event_id: str) -> bool:
+        """Records the id; True only the first time it is seen."""
+        with self._lock:
+            if event_id in self._ids:
+                return False
+            self._ids[event_id] = None
+            if len(self._ids) > self._max_size:
+                self._ids.popitem(last=False)
+            return True
+
+
+class UserRateLimiter:
+    """At most `per_minute` questions per user in any 60 s window; 0 means no limit."""
+
+    def __init__(self, per_minute: int, clock=time.monotonic):
+        self.per_minute = per_minute
+        self._clock = clock
+        self._asked: dict[str, deque[float]] = defaultdict(deque)
+        self._lock = threading.Lock()
+
+    def allow(self, user: str) -> bool:
+        if self.per_minute <= 0:
+            return True
+        now = self._clock()
+        with self._lock:
+            for other in [u for u, times in self._asked.items() if times[-1] <= now - 60]:
+                del self._asked[other]  # keeps memory bounded by the users active in the last minute
+            times = self._asked[user]
+            while times and times[0] <= now - 60:
+                times.popleft()
+            if len(times) >= self.per_minute:
+                return False
+            times.append(now)
+            return True
+
+
+class RecentResults:
+    """The last answers shown, by reference, so "Share in channel" can post one without asking again."""
+
+    def __init__(self, max_size: int = 1_000):
+        self._results: OrderedDict[str, AnswerResult] = OrderedDict()
+        self._max_size = max_size
+        self._lock = threading.Lock()
+
+    def add(self, result: AnswerResult) -> str:
+        ref = uuid.uuid4().hex[:16]
+        with self._lock:
+            self._results[ref] = result
+            if len(self._results) > self._max_size:
+                self._results.popitem(last=False)
+        return ref
+
+    def get(self, ref: str | None) -> AnswerResult | None:
+        with self._lock:
+            return self._results.get(ref) if ref else None
+
+
+class SlackContext:
+    """Injected into every listener as the `byline` argument."""
+
+    def __init__(self, pipeline, data_dir: str | Path, *, channel_allowlist=(), user_rate_limit_per_minute: int = 0,
+                 max_citations: int = 3, workers: int = 4):
+        self.pipeline = pipeline
+        self.channel_allowlist = frozenset(channel_allowlist or ())
+        self.max_citations = max_citations
+        self.feedback = FeedbackLog(data_dir)
+        self.seen_events = SeenEvents()
+        self.rate_limiter = UserRateLimiter(user_rate_limit_per_minute)
+        self.results = RecentResults()
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="byline-answer")
+
+    @classmethod
+    def from_config(cls, config: dict, pipeline) -> SlackContext:
+        slack = config.get("slack") or {}
+        return cls(pipeline, config["data_dir"],
+                   channel_allowlist=slack.get("channel_allowlist") or (),
+                   user_rate_limit_per_minute=int(slack.get("user_rate_limit_per_minute") or 0),
+                   max_citations=int(slack.get("max_citations") or 3),
+                   workers=int(slack.get("workers") or 4))
+
+    def allows_channel(self, channel: str) -> bool:
+        # DMs (D…) are always allowed: the allowlist is about which shared channels the bot speaks in.
+        return not self.channel_allowlist or channel in self.channel_allowlist or channel.startswith("D")
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)

@@ -1,0 +1,15 @@
+from logging import Logger
+
+from slack_bolt import Ack, Respond
+from slack_sdk import WebClient
+
+from bot.slack.answering import share_answer
+from bot.slack.context import SlackContext
+
+
+def share_callback(ack: Ack, body: dict, action: dict, client: WebClient, respond: Respond, logger: Logger,
+                   byline: SlackContext) -> None:
+    """"Share in channel" on an ephemeral /byline answer."""
+    ack()
+    byline.pool.submit(share_answer, byline, client, respond, logger, channel=body["channel"]["id"],
+                       user=body["user"]["id"], value=action["value"])

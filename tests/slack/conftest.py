@@ -1,0 +1,99 @@
+"""Fixtures for the Slack tests: the bot served over real HTTP (waitress) or Socket Mode, talking to a
+local stand-in of Slack's Web API. Nothing here contacts Slack.
+
+`pipeline` is the real one (`real_pipeline`, from tests/conftest.py) whenever that fixture exists;
+otherwise a small stand-in that answers by word overlap, so these tests can run without the models.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import pytest
+
+from bot.slack.app import build_app, create_http_server, web_client
+from bot.slack.context import SlackContext
+from bot.slack.standin import SlackSender, StandInSlackAPI
+from tests.slack.support import BOT_TOKEN, BRIDGE_ARTICLE, SIGNING_SECRET, SocketModeStandIn, StandInPipeline
+
+
+@pytest.fixture(scope="session")
+def pipeline(request):
+    try:
+        return request.getfixturevalue("real_pipeline")
+    except pytest.FixtureLookupError:
+        return StandInPipeline()
+
+
+_ingested: set[str] = set()  # doc ids already in the session's pipeline
+
+
+@pytest.fixture
+def add_article(request, pipeline):
+    """add_article(doc_id, title, text), once per doc id: the real `ingest_article` helper when there is one."""
+    try:
+        ingest = request.getfixturevalue("ingest_article")
+    except pytest.FixtureLookupError:
+        ingest = pipeline.ingest_text
+
+    def add(doc_id: str, title: str, text: str) -> None:
+        if doc_id not in _ingested:
+            ingest(doc_id, text, title)
+            _ingested.add(doc_id)
+    return add
+
+
+@pytest.fixture
+def bridge_article(add_article):
+    add_article(*BRIDGE_ARTICLE)
+
+
+@pytest.fixture
+def slack_api():
+    with StandInSlackAPI() as api:
+        yield api
+
+
+@pytest.fixture
+def byline(pipeline, tmp_path):
+    context = SlackContext(pipeline, tmp_path, workers=4)
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def slack_client(slack_api):
+    return web_client(BOT_TOKEN, {"SLACK_API_URL": slack_api.base_url})
+
+
+@pytest.fixture
+def slack_app(slack_client, byline, pipeline):
+    return build_app({}, pipeline, slack_client, byline=byline, environ={"SLACK_SIGNING_SECRET": SIGNING_SECRET})
+
+
+@dataclass
+class HttpBot:
+    slack: SlackSender  # posts signed requests to the bot
+    api: StandInSlackAPI  # what the bot called
+    byline: SlackContext
+    url: str
+
+
+@pytest.fixture
+def http_bot(slack_app, slack_api, byline):
+    """The app served by waitress on a free localhost port, in a thread."""
+    server = create_http_server(slack_app, host="127.0.0.1", port=0)
+    thread = threading.Thread(target=server.run, name="waitress", daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{server.effective_port}/slack/events"
+    yield HttpBot(SlackSender(url, SIGNING_SECRET), slack_api, byline, url)
+    server.trigger.pull_trigger(server.close)  # closed from its own loop's thread, which then ends
+    thread.join(timeout=5)
+    server.task_dispatcher.shutdown()
+
+
+@pytest.fixture
+def socket_mode_server():
+    with SocketModeStandIn() as server:
+        yield server

@@ -1,0 +1,146 @@
+"""Listener functions called directly (no HTTP), with a real WebClient on the stand-in Web API."""
+
+import logging
+import threading
+
+import pytest
+
+from bot.slack.answering import APOLOGY, HELP, NOT_HERE, RATE_LIMITED, plain_question
+from bot.slack.app import build_app, run_slack
+from bot.slack.context import SeenEvents, SlackContext, UserRateLimiter
+from bot.slack.listeners.commands.byline_command import byline_command_callback
+from bot.slack.listeners.events.app_mention import app_mention_callback
+from bot.slack.standin import BOT_USER_ID, mention_event, slash_command
+from retrieval.errors import BylineError
+from tests.slack.support import BRIDGE_QUESTION
+
+log = logging.getLogger("test")
+
+
+class Context(dict):
+    bot_user_id = BOT_USER_ID
+
+
+class Pipeline:
+    def __init__(self, error: Exception):
+        self.error = error
+
+    def ask(self, question):
+        raise self.error
+
+
+def mention(byline, client, **event_fields):
+    app_mention_callback(event=mention_event(BRIDGE_QUESTION, **event_fields), context=Context(), client=client,
+                         logger=log, byline=byline)
+    byline.pool.shutdown(wait=True)  # the answer, if any, has been posted
+
+
+@pytest.fixture
+def make_context(tmp_path, pipeline):
+    made = []
+
+    def make(**options):
+        options.setdefault("workers", 2)
+        made.append(SlackContext(options.pop("pipeline", pipeline), tmp_path, **options))
+        return made[-1]
+    yield make
+    for context in made:
+        context.close()
+
+
+def test_plain_question():
+    assert plain_question(f"<@{BOT_USER_ID}> who said &lt;this&gt; &amp; that?", BOT_USER_ID) == \
+        "who said <this> & that?"
+    assert plain_question("<@U0OTHER|ann> and <#C1|news> on <https://x.example|the site> <https://y.example>?") == \
+        "ann and news on the site https://y.example?"
+    assert plain_question(f"  <@{BOT_USER_ID}>  ", BOT_USER_ID) == ""
+
+
+@pytest.mark.usefixtures("bridge_article")
+def test_channel_allowlist(make_context, slack_client, slack_api):
+    byline = make_context(channel_allowlist=["C0ALLOWED"])
+    mention(byline, slack_client, channel="C0ELSEWHERE")
+    notice, = slack_api.calls("chat.postEphemeral")
+    assert notice.params["text"] == NOT_HERE and slack_api.calls("chat.postMessage") == []
+
+    byline = make_context(channel_allowlist=["C0ALLOWED"])
+    mention(byline, slack_client, channel="C0ALLOWED")
+    assert len(slack_api.calls("chat.postMessage")) == 1
+
+
+@pytest.mark.usefixtures("bridge_article")
+def test_user_rate_limit_gets_a_polite_message(make_context, slack_client, slack_api):
+    byline = make_context(user_rate_limit_per_minute=2)
+    for _ in range(3):
+        app_mention_callback(event=mention_event(BRIDGE_QUESTION), context=Context(), client=slack_client,
+                             logger=log, byline=byline)
+    byline.pool.shutdown(wait=True)
+    assert len(slack_api.calls("chat.postMessage")) == 2
+    notice, = slack_api.calls("chat.postEphemeral")
+    assert notice.params["text"] == RATE_LIMITED and notice.params["user"] == "U0ASKER"
+
+
+def test_a_crashing_pipeline_gets_an_apology_without_a_traceback(make_context, slack_client, slack_api):
+    byline = make_context(pipeline=Pipeline(RuntimeError("Traceback: CUDA exploded at 0xdeadbeef")))
+    mention(byline, slack_client)
+    reply, = slack_api.calls("chat.postMessage")
+    assert reply.params["text"] == APOLOGY and "blocks" not in reply.params
+    assert len(slack_api.calls("reactions.remove")) == 1
+
+
+def test_a_byline_error_message_is_shown_to_the_user(make_context, slack_client, slack_api):
+    byline = make_context(pipeline=Pipeline(BylineError("Questions are limited to 1000 characters <here>.")))
+    mention(byline, slack_client)
+    reply, = slack_api.calls("chat.postMessage")
+    assert reply.params["text"] == "Questions are limited to 1000 characters &lt;here&gt;."
+
+
+def test_slash_command_refusals_are_in_the_ack(make_context):
+    byline = make_context(channel_allowlist=["C0ALLOWED"])
+    acks = []
+    for text, channel in (("", "C0ALLOWED"), ("Who?", "C0ELSEWHERE")):
+        byline_command_callback(ack=lambda **kw: acks.append(kw), command=slash_command(
+            text, channel=channel, response_url="http://127.0.0.1:9/unused"), respond=None, logger=log, byline=byline)
+    assert acks == [{"text": HELP}, {"text": NOT_HERE}]
+
+
+def test_seen_events_is_thread_safe_and_bounded():
+    seen = SeenEvents(max_size=100)
+    firsts = []
+    threads = [threading.Thread(target=lambda: firsts.extend(seen.first_time(f"E{i}") for i in range(50)))
+               for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(firsts) == 50
+    for i in range(500):
+        seen.first_time(f"F{i}")
+    assert len(seen._ids) == 100 and seen.first_time("E0")  # the oldest were forgotten
+
+
+def test_user_rate_limiter_window():
+    now = [0.0]
+    limiter = UserRateLimiter(2, clock=lambda: now[0])
+    assert limiter.allow("U1") and limiter.allow("U1") and not limiter.allow("U1")
+    assert limiter.allow("U2")
+    now[0] = 60.5
+    assert limiter.allow("U1")
+    assert UserRateLimiter(0).allow("U1")
+
+
+def test_missing_tokens_are_clear_errors(tmp_path, pipeline):
+    config = {"data_dir": str(tmp_path), "slack": {"port": 0}}
+    with pytest.raises(BylineError, match="SLACK_BOT_TOKEN"):
+        run_slack(config, pipeline, environ={})
+    with pytest.raises(BylineError, match="SLACK_SIGNING_SECRET"):
+        run_slack(config, pipeline, environ={"SLACK_BOT_TOKEN": "xoxb-1"})
+    with pytest.raises(BylineError, match="SLACK_BOT_TOKEN"):
+        build_app(config, pipeline, environ={})
+
+
+def test_a_refused_token_is_a_clear_error(tmp_path, pipeline, slack_api):
+    slack_api.fail_next("auth.test", error="invalid_auth")
+    environ = {"SLACK_BOT_TOKEN": "xoxb-bad", "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": slack_api.base_url}
+    with pytest.raises(BylineError, match="invalid_auth"):
+        run_slack({"data_dir": str(tmp_path), "slack": {}}, pipeline, environ=environ)
