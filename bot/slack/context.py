@@ -86,6 +86,7 @@ class SlackContext:
         self.pipeline = pipeline
         self.channel_allowlist = frozenset(channel_allowlist or ())
         self.max_citations = max_citations
+        self.workers = workers
         self.feedback = FeedbackLog(data_dir)
         self.seen_events = SeenEvents()
         self.rate_limiter = UserRateLimiter(user_rate_limit_per_minute)

@@ -40,6 +40,11 @@ class Call:
         return self.status == 200 and self.error is None
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 128  # a burst of calls must not overflow the listen backlog (1 s SYN retries)
+
+
 class StandInSlackAPI:
     """`base_url` goes to WebClient(base_url=...); `response_url(name)` makes a response_url to record posts to."""
 
@@ -49,8 +54,7 @@ class StandInSlackAPI:
         self._failures: dict[str, list[tuple[int, str | None]]] = {}
         self._changed = threading.Condition()
         self._ts = itertools.count(1)
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
+        self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="standin-slack-api",
                                         daemon=True)
 

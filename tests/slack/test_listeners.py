@@ -4,6 +4,7 @@ import logging
 import threading
 
 import pytest
+import yaml
 
 from bot.slack.answering import APOLOGY, HELP, NOT_HERE, RATE_LIMITED, plain_question
 from bot.slack.app import build_app, run_slack
@@ -11,6 +12,7 @@ from bot.slack.context import SeenEvents, SlackContext, UserRateLimiter
 from bot.slack.listeners.commands.byline_command import byline_command_callback
 from bot.slack.listeners.events.app_mention import app_mention_callback
 from bot.slack.standin import BOT_USER_ID, mention_event, slash_command
+from retrieval.config import REPO_ROOT
 from retrieval.errors import BylineError
 from tests.slack.support import BRIDGE_QUESTION
 
@@ -144,3 +146,12 @@ def test_a_refused_token_is_a_clear_error(tmp_path, pipeline, slack_api):
     environ = {"SLACK_BOT_TOKEN": "xoxb-bad", "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": slack_api.base_url}
     with pytest.raises(BylineError, match="invalid_auth"):
         run_slack({"data_dir": str(tmp_path), "slack": {}}, pipeline, environ=environ)
+
+
+def test_the_manifest_declares_what_the_app_listens_for():
+    manifest = yaml.safe_load((REPO_ROOT / "slack" / "manifest.yaml").read_text())
+    assert set(manifest["settings"]["event_subscriptions"]["bot_events"]) == {"app_mention", "message.im"}
+    assert [c["command"] for c in manifest["features"]["slash_commands"]] == ["/byline"]
+    assert manifest["settings"]["interactivity"]["is_enabled"] and manifest["settings"]["socket_mode_enabled"]
+    assert {"app_mentions:read", "chat:write", "commands", "im:history", "reactions:write"} <= \
+        set(manifest["oauth_config"]["scopes"]["bot"])
