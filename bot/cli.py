@@ -104,6 +104,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
+    from retrieval.ingest.loaders import load_paths
+
+    # Refuse bad files before spending seconds on loading models.
+    load_paths([Path(p) for p in args.paths], _config(args)["chunking"]["max_file_bytes"])
     pipeline = _pipeline(args)
     report = pipeline.ingest([Path(p) for p in args.paths], replace_all=args.replace)
     print(f"added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "

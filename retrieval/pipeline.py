@@ -138,7 +138,12 @@ class BylinePipeline:
             self._swap_index(index)
 
     def _swap_index(self, index: ArticleIndex) -> None:
-        self._query_pipeline = self._build_query_pipeline(index)
+        """Point the query pipeline's index-bound components at the new index (models stay loaded)."""
+        pipeline = self._query_pipeline
+        pipeline.get_component("dense").document_store = index.faiss_store
+        pipeline.get_component("bm25").document_store = index.bm25_store
+        pipeline.get_component("focus").index = index
+        pipeline.get_component("assemble").index = index
         self.index = index
 
     def doc_ids(self) -> set[str]:

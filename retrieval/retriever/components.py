@@ -181,8 +181,8 @@ class AnswerAssembler:
             spans.sort(key=lambda s: -s[0])
             _, doc_id, start, end = spans[0]
             text = self.index.article_text(doc_id)[start:end]
-            located = {(s[1], s[2], s[3]) for s in spans}
-            located |= self._other_mentions(text, passages, {s[1] for s in spans})
+            located = {self._exact(text, d, s_, e_) for _, d, s_, e_ in spans} - {None}
+            located |= self._other_mentions(text, passages, {loc[0] for loc in located})
             citations = self._citations(sorted(located, key=lambda s: (s != (doc_id, start, end),)))
             merged.append(Answer(text=text, score=score, citations=citations))
         result = AnswerResult(question=question, no_answer=not merged, answers=merged)
@@ -191,15 +191,23 @@ class AnswerAssembler:
                               for d in closest]
         return {"result": result, "best_score": best_score}
 
+    def _exact(self, text: str, doc_id: str, start: int, end: int) -> tuple[str, int, int] | None:
+        """Where `text` itself sits at or around a span that matched it only after normalisation."""
+        article = self.index.article_text(doc_id)
+        if article[start:end] == text:
+            return doc_id, start, end
+        window_start = max(0, start - len(text) - 20)
+        position = article.find(text, window_start, end + len(text) + 20)
+        return (doc_id, position, position + len(text)) if position >= 0 else None
+
     def _other_mentions(self, text: str, passages: list[Document], cited: set[str]) -> set[tuple[str, int, int]]:
         """The same words in another retrieved article support the answer too."""
         found = set()
-        needle = text.lower()
         for passage in passages:
             doc_id = passage.meta["doc_id"]
             if doc_id in cited:
                 continue
-            position = passage.content.lower().find(needle)
+            position = passage.content.find(text)
             if position >= 0:
                 start = passage.meta["article_start"] + position
                 found.add((doc_id, start, start + len(text)))

@@ -1,0 +1,153 @@
+"""`byline bench`: print Byline's speed and memory figures (targets in the README).
+
+    byline bench latency [--rounds N]     load + first answer, then p50/p95 over the gold questions, RSS
+    byline bench ingest                   chunks/s, ingesting the bundled corpus and a train-context sample
+    byline bench reader                   one question over 10 passages of ~200 words, median ms
+    byline bench scale [--chunks N]       p50/p95 at N chunks built from ../shared/qa-data/train contexts
+    byline bench all
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from retrieval.config import REPO_ROOT
+
+TRAIN_DIR = REPO_ROOT.parent / "shared" / "qa-data" / "train"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def gold_questions() -> list[str]:
+    path = REPO_ROOT / "eval" / "gold.jsonl"
+    return [json.loads(line)["question"] for line in path.read_text().splitlines() if line.strip()]
+
+
+def fresh_pipeline(config: dict, data_dir: str):
+    from retrieval.pipeline import BylinePipeline
+
+    return BylinePipeline({**config, "data_dir": data_dir})
+
+
+def bench_latency(config: dict, rounds: int) -> dict:
+    with tempfile.TemporaryDirectory() as data_dir:
+        fresh_pipeline(config, data_dir)  # builds the index once, so the timing below is load + answer
+        started = time.perf_counter()
+        pipeline = fresh_pipeline(config, data_dir)
+        pipeline.ask("Who blocked the Pentagon's designation of Xiaomi?")
+        first = time.perf_counter() - started
+        questions = gold_questions()
+        timings = []
+        for _ in range(rounds):
+            for question in questions:
+                t = time.perf_counter()
+                pipeline.ask(question)
+                timings.append((time.perf_counter() - t) * 1000)
+        return {"load_and_first_answer_s": round(first, 2), "questions": len(timings),
+                "p50_ms": round(percentile(timings, 0.5), 1), "p95_ms": round(percentile(timings, 0.95), 1),
+                "rss_mb": round(rss_mb(), 1)}
+
+
+def train_context_articles(limit: int, seed: int = 7) -> list[dict]:
+    """Distinct paragraphs from the SQuAD-shaped training files, as articles."""
+    contexts = []
+    for path in sorted(TRAIN_DIR.glob("*/*.json")):
+        for article in json.loads(path.read_text())["data"]:
+            for paragraph in article["paragraphs"]:
+                contexts.append((path.stem, paragraph["context"]))
+    random.Random(seed).shuffle(contexts)
+    seen, articles = set(), []
+    for source, text in contexts:
+        if text in seen or len(text.split()) < 40:
+            continue
+        seen.add(text)
+        articles.append({"id": f"{source}-{len(articles)}", "title": f"{source} {len(articles)}", "text": text})
+        if len(articles) >= limit:
+            break
+    return articles
+
+
+def bench_ingest(config: dict, sample: int) -> dict:
+    with tempfile.TemporaryDirectory() as data_dir:
+        pipeline = fresh_pipeline(config, data_dir)  # ingests the bundled corpus on first use
+        corpus = pipeline.ingest([Path(config["corpus_dir"])])  # unchanged: the idempotent path
+        feed = Path(data_dir) / "sample.jsonl"
+        feed.write_text("\n".join(json.dumps(a) for a in train_context_articles(sample)))
+        report = pipeline.ingest([feed])
+        return {"unchanged_reingest_s": round(corpus.seconds, 2), "articles": len(report.added),
+                "chunks": report.chunks_embedded, "seconds": round(report.seconds, 1),
+                "chunks_per_s": round(report.chunks_embedded / report.seconds, 1)}
+
+
+def bench_reader(config: dict, rounds: int = 10) -> dict:
+    from haystack import Document
+
+    from retrieval.reader.extractive import load_reader
+
+    reader = load_reader(config["reader"]["model"], max_seq_length=config["reader"]["max_seq_length"])
+    passages = [a["text"] for a in train_context_articles(400) if 170 <= len(a["text"].split()) <= 230][:10]
+    documents = [Document(content=" ".join(p.split()[:200])) for p in passages]
+    reader.run(query="What is this about?", documents=documents)
+    timings = []
+    for _ in range(rounds):
+        t = time.perf_counter()
+        reader.run(query="Who was responsible for the decision?", documents=documents)
+        timings.append((time.perf_counter() - t) * 1000)
+    return {"passages": len(documents), "words_each": 200, "median_ms": round(statistics.median(timings), 1)}
+
+
+def bench_scale(config: dict, chunks: int, rounds: int) -> dict:
+    """Query latency over an index of `chunks` chunks (one chunk per train context)."""
+    with tempfile.TemporaryDirectory() as data_dir:
+        pipeline = fresh_pipeline(config, data_dir)
+        feed = Path(data_dir) / "scale.jsonl"
+        feed.write_text("\n".join(json.dumps(a) for a in train_context_articles(chunks)))
+        report = pipeline.ingest([feed])
+        timings = []
+        for _ in range(rounds):
+            for question in gold_questions():
+                t = time.perf_counter()
+                pipeline.ask(question)
+                timings.append((time.perf_counter() - t) * 1000)
+        return {"chunks": len(pipeline.index.chunks), "ingest_s": round(report.seconds, 1),
+                "p50_ms": round(percentile(timings, 0.5), 1), "p95_ms": round(percentile(timings, 0.95), 1),
+                "rss_mb": round(rss_mb(), 1)}
+
+
+def main(argv: list[str], config_factory) -> int:
+    parser = argparse.ArgumentParser(prog="byline bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("what", choices=["latency", "ingest", "reader", "scale", "all"])
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--sample", type=int, default=300, help="train contexts ingested by 'ingest'")
+    parser.add_argument("--chunks", type=int, default=50000)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    config = config_factory()
+    benches = {"latency": lambda: bench_latency(config, args.rounds),
+               "ingest": lambda: bench_ingest(config, args.sample),
+               "reader": lambda: bench_reader(config),
+               "scale": lambda: bench_scale(config, args.chunks, args.rounds)}
+    chosen = ["latency", "ingest", "reader"] if args.what == "all" else [args.what]
+    for name in chosen:
+        print(json.dumps({"bench": name, **benches[name]()}), flush=True)
+    return 0

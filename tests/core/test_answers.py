@@ -1,0 +1,60 @@
+"""Questions about the bundled corpus, answered by the real pipeline with the shipped reader."""
+
+import pytest
+
+from retrieval.retriever.components import normalize_answer
+
+# question -> acceptable answers (any one, after SQuAD normalisation, must be inside the answer)
+QUESTIONS = {
+    "Who blocked the Pentagon's designation of Xiaomi?": ["Contreras", "District Court", "federal court", "judge"],
+    "On what date did the US issue the CCMC designation?": ["January 14th"],
+    "How did the judge describe the blacklisting of Xiaomi?": ["arbitrary and capricious"],
+    "Where are Xiaomi's shares traded?": ["Hong Kong"],
+    "Who is the chair of Xiaomi?": ["Lei Jun"],
+    "What should Huawei pivot to, according to Ren Zhengfei's memo?": ["software"],
+    "Until what date did the Biden administration postpone the investment ban?": ["June 11"],
+    "What kind of harm did the judge say Xiaomi would suffer?": ["irreparable"],
+    "Who is the founder and CEO of Huawei?": ["Ren Zhengfei"],
+    "Which city is the court that vacated the designation in?": ["Washington", "District of Columbia"],
+}
+
+
+@pytest.fixture(scope="module")
+def results(real_pipeline):
+    return {question: real_pipeline.ask(question) for question in QUESTIONS}
+
+
+@pytest.mark.parametrize("question", list(QUESTIONS))
+def test_question_is_answered_with_a_citation_that_holds_the_answer(real_pipeline, results, question):
+    result = results[question]
+    assert not result.no_answer, f"no answer for {question!r}"
+    answer = result.answers[0]
+    assert any(normalize_answer(ok) in normalize_answer(answer.text) for ok in QUESTIONS[question]), answer.text
+    assert answer.citations
+    for citation in answer.citations:
+        assert citation.snippet[citation.answer_start:citation.answer_end] == answer.text
+        article = real_pipeline.index.article_text(citation.doc_id)
+        assert article[citation.article_start:citation.article_end] == answer.text
+        assert citation.title and citation.published == "2021-05-26"
+
+
+def test_an_answer_stated_in_several_articles_cites_them_all(results):
+    answer = results["How did the judge describe the blacklisting of Xiaomi?"].answers[0]
+    assert {"001_c47d310b39072f43", "003_8a558b31ddefb493", "004_3fec00c11dc744f5"} <= set(answer.articles)
+
+
+@pytest.mark.parametrize("question", ["What was Xiaomi's revenue in 2020?",
+                                      "Which football club won the 2021 Champions League final?"])
+def test_unanswerable_question_gets_no_answer(real_pipeline, question):
+    result = real_pipeline.ask(question)
+    assert result.no_answer and result.answers == []
+    assert result.to_dict()["answers"] == []
+    assert len(result.closest) == 2 and all(c.snippet for c in result.closest)
+
+
+def test_json_shape(results):
+    payload = results["Where are Xiaomi's shares traded?"].to_dict()
+    assert set(payload) == {"question", "no_answer", "answers", "latency_ms"}
+    citation = payload["answers"][0]["citations"][0]
+    assert set(citation) == {"doc_id", "title", "publisher", "published", "url", "snippet", "answer_start",
+                             "answer_end", "article_start", "article_end"}

@@ -1,0 +1,71 @@
+"""The bundled corpus: ingested with metadata, cleaned of page chrome, chunked with offsets."""
+
+import re
+
+import pytest
+
+from retrieval.ingest.cleaning import clean_article
+from retrieval.config import REPO_ROOT
+
+SEED_IDS = {"000_d5290124f999c393", "001_c47d310b39072f43", "002_a0ddfdd3e2791628",
+            "003_8a558b31ddefb493", "004_3fec00c11dc744f5"}
+CHROME = ["Skip to main content", "Share this story", "Share this article", "Photo by Sam Byford",
+          "Photo: VCG", "Image: ©", "Read more", "In Depth: Chinese Firms Take", "Download our app",
+          "Must-Read newsletter", "subscriber", "Open WeChat", "Manage subscription", "Binance",
+          "Contact reporter", "half-human, half-gamer", "freelance business and technology journalist",
+          "May 26, 2021 08:14 PM"]
+
+
+def test_every_seed_article_is_indexed_with_metadata(real_pipeline):
+    assert real_pipeline.doc_ids() == SEED_IDS
+    caixin = real_pipeline.index.metadata("002_a0ddfdd3e2791628")
+    assert caixin == {"doc_id": "002_a0ddfdd3e2791628", "publisher": "Caixin Global", "published": "2021-05-26",
+                      "title": "U.S. Judge Issues Final Order Removing Xiaomi From China Military Banned List",
+                      "url": None}
+    verge = real_pipeline.index.metadata("001_c47d310b39072f43")
+    assert verge["title"] == "US admits Xiaomi isn’t a ‘Communist Chinese military company’ after all"
+    assert verge["publisher"] == "The Verge"
+    for doc_id in SEED_IDS:
+        meta = real_pipeline.index.metadata(doc_id)
+        assert meta["title"] and meta["published"] == "2021-05-26", doc_id
+
+
+def test_page_chrome_is_absent_from_chunks_and_sentences(real_pipeline):
+    index = real_pipeline.index
+    texts = [doc.content for doc in index.chunks.values()]
+    texts += [index.article_text(d) for d in index.doc_ids()]
+    for text in texts:
+        for chrome in CHROME:
+            assert chrome not in text, f"page chrome {chrome!r} survived cleaning"
+    # the story itself is all there: first and last story sentences of the Caixin page
+    caixin = index.article_text("002_a0ddfdd3e2791628")
+    assert caixin.startswith("Smartphone-maker Xiaomi Corp. is off the hook")
+    assert caixin.endswith("Yang Ge contributed to this report.")
+
+
+def test_chunks_keep_offsets_into_the_cleaned_article(real_pipeline):
+    index = real_pipeline.index
+    for chunk in index.chunks.values():
+        article = index.article_text(chunk.meta["doc_id"])
+        assert article[chunk.meta["article_start"]:chunk.meta["article_end"]] == chunk.content
+    by_article = {}
+    for chunk in index.chunks.values():
+        by_article.setdefault(chunk.meta["doc_id"], []).append(chunk)
+    longest = max(by_article.values(), key=len)
+    longest.sort(key=lambda c: c.meta["chunk_index"])
+    assert len(longest) > 1
+    for previous, following in zip(longest, longest[1:]):
+        assert following.meta["first_sentence"] <= previous.meta["last_sentence"], "chunks overlap by a sentence"
+    for doc_id, sentences in index.sentences.items():
+        text = index.article_text(doc_id)
+        for sentence in sentences:
+            piece = text[sentence.start:sentence.end]
+            assert piece == piece.strip() and "\n" not in piece
+
+
+def test_cleaner_pulls_headline_and_date_from_the_page():
+    raw = (REPO_ROOT / "corpus" / "004_3fec00c11dc744f5.txt").read_text(encoding="utf-8").split("---\n", 2)[2]
+    cleaned = clean_article(raw)
+    assert cleaned.title == "Xiaomi formally removed from US blacklist"
+    assert cleaned.published == "2021-05-26"
+    assert not re.search(r"^26 May 2021$", cleaned.text, re.MULTILINE)

@@ -1,0 +1,171 @@
+"""Ingest: idempotent, replaces changed articles, removes, refuses bad input without loss."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from retrieval.config import REPO_ROOT
+from retrieval.errors import BylineError
+from retrieval.index.store import IndexLocation
+from retrieval.pipeline import BylinePipeline
+
+BYLINE = [sys.executable, "-m", "bot.cli"]
+
+
+@pytest.fixture(scope="module")
+def own_pipeline(test_config, tmp_path_factory):
+    """A pipeline with its own data directory, so these tests can change the index freely."""
+    config = {**test_config, "data_dir": str(tmp_path_factory.mktemp("ingest-data"))}
+    return BylinePipeline(config)
+
+
+def index_snapshot(pipeline):
+    location = IndexLocation(pipeline.location.data_dir)
+    return os.readlink(location.link), sorted(location.load().chunks)
+
+
+def test_reingesting_unchanged_articles_changes_nothing(own_pipeline):
+    before = index_snapshot(own_pipeline)
+    report = own_pipeline.ingest([REPO_ROOT / "corpus"])
+    assert len(report.unchanged) == 5 and not report.changed and report.chunks_embedded == 0
+    assert index_snapshot(own_pipeline) == before
+
+
+def test_changed_article_replaces_its_chunks_and_remove_deletes_it(own_pipeline, tmp_path):
+    article = tmp_path / "harbour.md"
+    article.write_text("---\ntitle: Harbour news\npublisher: Test Gazette\npublished: 2024-03-01\n---\n"
+                       "The harbour master Ellen Quist opened the new pier on Monday.\n\n"
+                       "About 300 people watched the ceremony.", encoding="utf-8")
+    assert own_pipeline.ingest([article]).added == ["harbour"]
+    first_chunks = {c for c, d in own_pipeline.index.chunks.items() if d.meta["doc_id"] == "harbour"}
+    article.write_text(article.read_text().replace("Monday", "Tuesday"), encoding="utf-8")
+    report = own_pipeline.ingest([article])
+    assert report.updated == ["harbour"]
+    second = {c: d for c, d in own_pipeline.index.chunks.items() if d.meta["doc_id"] == "harbour"}
+    assert first_chunks.isdisjoint(second) and all("Tuesday" in d.content for d in second.values())
+    assert own_pipeline.index.metadata("harbour")["publisher"] == "Test Gazette"
+    own_pipeline.remove("harbour")
+    assert "harbour" not in own_pipeline.doc_ids()
+    assert "harbour" not in IndexLocation(own_pipeline.location.data_dir).load().doc_ids()
+    with pytest.raises(BylineError, match="no article with id 'harbour'"):
+        own_pipeline.remove("harbour")
+
+
+def test_jsonl_and_html_articles_carry_their_metadata(own_pipeline, tmp_path):
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(json.dumps({"id": "wire-1", "title": "Wire story", "url": "https://example.org/wire-1",
+                                "date": "2024-02-02", "text": "The council approved the budget of 4 million euros."})
+                    + "\n", encoding="utf-8")
+    page = tmp_path / "page.html"
+    page.write_text("<html><head><title>Bridge reopens</title></head><body><nav>Home | News</nav>"
+                    "<article><h1>Bridge reopens</h1><p>The old stone bridge in Vellmar reopened on Friday after "
+                    "two years of repairs that cost the town 2.5 million euros.</p><p>Mayor Anna Roth cut the "
+                    "ribbon in front of a small crowd of residents and engineers.</p></article>"
+                    "<footer>Subscribe to our newsletter</footer></body></html>", encoding="utf-8")
+    report = own_pipeline.ingest([feed, page])
+    assert sorted(report.added) == ["page", "wire-1"]
+    assert own_pipeline.index.metadata("wire-1") == {"doc_id": "wire-1", "title": "Wire story", "publisher": None,
+                                                     "published": "2024-02-02", "url": "https://example.org/wire-1"}
+    html_text = own_pipeline.index.article_text("page")
+    assert "Mayor Anna Roth" in html_text and "Subscribe" not in html_text and "Home | News" not in html_text
+    own_pipeline.remove("wire-1")
+    own_pipeline.remove("page")
+
+
+BAD_FILES = {
+    "empty.txt": (b"", "empty"),
+    "blank.txt": (b"   \n\n  ", "no text"),
+    "binary.txt": (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "binary"),
+    "latin1.txt": ("Caf\u00e9 owners met on Monday.".encode("latin-1"), "not UTF-8"),
+    "bad.jsonl": (b'{"text": "A fine first line about the harbour."}\n{"text": "broken\n', "bad.jsonl:2: malformed JSON"),
+    "notes.docx": (b"PK\x03\x04 some zip", "unsupported file type '.docx'"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_bad_files_are_refused_and_the_index_is_unchanged(own_pipeline, tmp_path, name):
+    content, message = BAD_FILES[name]
+    good = tmp_path / "good.txt"
+    good.write_text("A good article that must not be half-ingested alongside a bad one.", encoding="utf-8")
+    bad = tmp_path / name
+    bad.write_bytes(content)
+    before = index_snapshot(own_pipeline)
+    with pytest.raises(BylineError, match=message):
+        own_pipeline.ingest([good, bad])
+    assert index_snapshot(own_pipeline) == before
+    assert "good" not in own_pipeline.doc_ids()
+
+
+def test_a_50_mb_file_is_refused(own_pipeline, tmp_path):
+    huge = tmp_path / "huge.txt"
+    with huge.open("wb") as handle:
+        handle.truncate(50 * 1024 * 1024)
+        handle.seek(0)
+        handle.write(b"Real words at the start. " * 100)
+    before = index_snapshot(own_pipeline)
+    with pytest.raises(BylineError, match="52.4 MB is over the 10 MB limit"):
+        own_pipeline.ingest([huge])
+    assert index_snapshot(own_pipeline) == before
+
+
+@pytest.mark.parametrize("question, message", [("", "the question is empty"), ("   \n ", "the question is empty"),
+                                               ("why " * 2500, "10000 characters long")])
+def test_bad_questions_get_a_clear_error(real_pipeline, question, message):
+    with pytest.raises(BylineError, match=message):
+        real_pipeline.ask(question)
+
+
+def run_cli(*args, data_dir, stdin=None, timeout=180):
+    return subprocess.run([*BYLINE, "--data-dir", str(data_dir), *args], input=stdin, capture_output=True,
+                          text=True, timeout=timeout, cwd=REPO_ROOT)
+
+
+def test_cli_bad_input_exits_non_zero_with_one_line(own_pipeline, tmp_path):
+    data_dir = own_pipeline.location.data_dir
+    bad = tmp_path / "x.pdf"
+    bad.write_bytes(b"%PDF-1.4")
+    done = run_cli("ingest", str(bad), data_dir=data_dir)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "unsupported file type '.pdf'" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_cli_json_from_stdin_answers_each_line_in_order(own_pipeline):
+    questions = "When did the US issue the CCMC designation on Xiaomi?\n\nWhere are Xiaomi's shares traded?\n"
+    done = run_cli("ask", "--json", "-", data_dir=own_pipeline.location.data_dir, stdin=questions)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.strip().splitlines()]
+    assert [line["question"] for line in lines] == ["When did the US issue the CCMC designation on Xiaomi?",
+                                                     "Where are Xiaomi's shares traded?"]
+    for line in lines:
+        assert set(line) == {"question", "no_answer", "answers", "latency_ms"}
+        for answer in line["answers"]:
+            for citation in answer["citations"]:
+                assert citation["snippet"][citation["answer_start"]:citation["answer_end"]] == answer["text"]
+
+
+def test_kill_9_during_ingest_leaves_the_previous_index_loadable(own_pipeline, tmp_path):
+    data_dir = own_pipeline.location.data_dir
+    before = index_snapshot(own_pipeline)
+    feed = tmp_path / "many.jsonl"
+    with feed.open("w", encoding="utf-8") as handle:
+        for i in range(400):
+            handle.write(json.dumps({"id": f"bulk-{i}", "title": f"Bulk {i}",
+                                     "text": f"Report number {i} says the committee met. " * 40}) + "\n")
+    process = subprocess.Popen([*BYLINE, "--data-dir", str(data_dir), "ingest", str(feed)], cwd=REPO_ROOT,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    # kill once the ingest is embedding (its lock is taken) or staging a new index folder
+    while time.time() < deadline and process.poll() is None:
+        if (data_dir / ".ingest.lock").exists() and time.time() > deadline - 100:
+            break
+        time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert index_snapshot(own_pipeline) == before
+    assert IndexLocation(data_dir).load().doc_ids() == own_pipeline.doc_ids()

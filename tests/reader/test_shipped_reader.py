@@ -1,0 +1,75 @@
+"""The reader Byline ships: loads offline both ways, answers a paragraph, says "no answer"."""
+
+import json
+
+import pytest
+from haystack import Document
+
+from retrieval.config import REPO_ROOT, load_config
+from retrieval.errors import BylineError
+from retrieval.reader.extractive import load_reader
+
+READER_DIR = REPO_ROOT / "models" / "byline-reader"
+PARAGRAPH = ("The Vellmar stone bridge reopened on Friday, 3 May, after two years of repairs. "
+             "The work cost the town 2.5 million euros and was led by the engineer Maria Olsen. "
+             "Mayor Anna Roth cut the ribbon in front of about 400 residents.")
+QUESTIONS = {
+    "Who led the repair work?": "Maria Olsen",
+    "How much did the repairs cost?": "2.5 million euros",
+    "Who cut the ribbon?": "Anna Roth",
+    "How many residents watched?": "400",
+    "When did the bridge reopen?": "Friday, 3 May",
+}
+
+
+@pytest.fixture(scope="module")
+def reader():
+    return load_reader(str(READER_DIR))
+
+
+def test_shipped_model_is_small_safetensors_in_half_precision():
+    weights = READER_DIR / "model.safetensors"
+    assert weights.stat().st_size <= 50 * 1024 * 1024
+    header_size = int.from_bytes(weights.read_bytes()[:8], "little")
+    header = json.loads(weights.read_bytes()[8:8 + header_size])
+    assert {v["dtype"] for k, v in header.items() if k != "__metadata__"} <= {"F16", "BF16"}
+    assert (READER_DIR / "tokenizer.json").exists() and (READER_DIR / "README.md").exists()
+
+
+def test_loads_with_auto_model_for_question_answering_offline():
+    from transformers import AutoModelForQuestionAnswering, AutoTokenizer
+
+    model = AutoModelForQuestionAnswering.from_pretrained(str(READER_DIR))
+    tokenizer = AutoTokenizer.from_pretrained(str(READER_DIR))
+    assert model.config.architectures == ["BertForQuestionAnswering"]
+    assert tokenizer("a question", "a context")["input_ids"][0] == tokenizer.cls_token_id
+
+
+@pytest.mark.parametrize("question", list(QUESTIONS))
+def test_answers_hand_written_questions(reader, question):
+    answers = reader.run(query=question, documents=[Document(content=PARAGRAPH)], top_k=1)["answers"]
+    assert answers[0].data.strip(" .,") == QUESTIONS[question]
+
+
+def test_says_no_answer_when_the_paragraph_cannot_answer(reader):
+    threshold = load_config()["reader"]["no_answer_threshold"]
+    document = [Document(content=PARAGRAPH)]
+    unanswerable = reader.run(query="What is the population of Vellmar's twin city in Japan?",
+                              documents=document, top_k=1)["answers"][0]
+    answerable = reader.run(query="Who led the repair work?", documents=document, top_k=1)["answers"][0]
+    assert unanswerable.score < threshold <= answerable.score
+
+
+def test_missing_path_is_one_clear_error(tmp_path):
+    with pytest.raises(BylineError, match=f"reader model '{tmp_path / 'nope'}' does not exist; expected a Hugging Face"):
+        load_reader(str(tmp_path / "nope"))
+
+
+def test_folder_without_a_qa_model_is_refused(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["BertModel"]}))
+    with pytest.raises(BylineError, match="is a BertModel, not a question-answering model"):
+        load_reader(str(tmp_path))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(BylineError, match="has no readable config.json"):
+        load_reader(str(empty))
