@@ -1,8 +1,5 @@
-"""Fixtures for the Slack tests: the bot served over real HTTP (waitress) or Socket Mode, talking to a
-local stand-in of Slack's Web API. Nothing here contacts Slack.
-
-`pipeline` is the real one (`real_pipeline`, from tests/conftest.py) whenever that fixture exists;
-otherwise a small stand-in that answers by word overlap, so these tests can run without the models.
+"""Fixtures for the Slack tests: the bot, with the real pipeline (tests/conftest.py), served over real HTTP
+(waitress) or Socket Mode and talking to a local stand-in of Slack's Web API. Nothing here contacts Slack.
 """
 
 from __future__ import annotations
@@ -15,38 +12,18 @@ import pytest
 from bot.slack.app import build_app, create_http_server, web_client
 from bot.slack.context import SlackContext
 from bot.slack.standin import SlackSender, StandInSlackAPI
-from tests.slack.support import BOT_TOKEN, BRIDGE_ARTICLE, SIGNING_SECRET, SocketModeStandIn, StandInPipeline
+from tests.slack.support import BOT_TOKEN, BRIDGE_ARTICLE, SIGNING_SECRET, SocketModeStandIn
 
 
 @pytest.fixture(scope="session")
-def pipeline(request):
-    try:
-        return request.getfixturevalue("real_pipeline")
-    except pytest.FixtureLookupError:
-        return StandInPipeline()
+def pipeline(real_pipeline):
+    return real_pipeline
 
 
-_ingested: set[str] = set()  # doc ids already in the session's pipeline
-
-
-@pytest.fixture
-def add_article(request, pipeline):
-    """add_article(doc_id, title, text), once per doc id: the real `ingest_article` helper when there is one."""
-    try:
-        ingest = request.getfixturevalue("ingest_article")
-    except pytest.FixtureLookupError:
-        ingest = pipeline.ingest_text
-
-    def add(doc_id: str, title: str, text: str) -> None:
-        if doc_id not in _ingested:
-            ingest(doc_id, text, title)
-            _ingested.add(doc_id)
-    return add
-
-
-@pytest.fixture
-def bridge_article(add_article):
-    add_article(*BRIDGE_ARTICLE)
+@pytest.fixture(scope="session")
+def bridge_article(ingest_article):
+    doc_id, title, text = BRIDGE_ARTICLE
+    ingest_article(doc_id, text, title)
 
 
 @pytest.fixture

@@ -1,73 +1,30 @@
-"""Test helpers for the Slack tests (not fixtures): the articles asked about, a stand-in pipeline,
-a stand-in Socket Mode server, and what a user would read in a message."""
+"""Test helpers for the Slack tests (not fixtures): the article asked about, a stand-in Socket Mode server,
+and what a user would read in a message."""
 
 from __future__ import annotations
 
 import json
-import re
 import threading
 
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.server import serve
 
-from retrieval.answer import Answer, AnswerResult, Citation
-from retrieval.errors import BylineError
-
 SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"
 APP_TOKEN = "xapp-test-token"
 
-# Articles the tests ask about. The memo sentence carries Slack control sequences that must never ping.
+# The article the tests ask about. The memo sentence carries Slack control sequences that must never ping
+# (the sentence splitter cuts after "<!", so that sentence ends in "… <@U123> and <!").
 BRIDGE_ARTICLE = (
     "slack-test-riverside-bridge",
     "Riverside council approves bridge budget",
     "The Riverside council met on Monday evening to vote on the new Riverside bridge. "
     "Councillors approved a budget of 12 million euros for the Riverside bridge. "
-    "The council memo, headed <!channel> and <!here> and addressed to <@U123>, said construction of the "
-    "Riverside bridge starts in May. Local shop owners welcomed the decision.",
+    "Construction of the Riverside bridge starts in May, a council memo to <@U123> and <!channel> said. "
+    "Local shop owners welcomed the decision.",
 )
 BRIDGE_QUESTION = "What budget did the Riverside council approve for the bridge?"
 MEMO_QUESTION = "When does construction of the Riverside bridge start?"
-
-
-class StandInPipeline:
-    """Answers with the article sentence sharing the most words with the question (thread-safe, read-only
-    after ingestion); a stand-in for BylinePipeline until the real one is available."""
-
-    _WORD = re.compile(r"\w+")
-    _STOP = {"the", "a", "an", "of", "for", "to", "in", "on", "did", "does", "what", "when", "who", "is", "was",
-             "and", "how", "much", "many"}
-
-    def __init__(self):
-        self.articles: dict[str, tuple[str, str]] = {}
-
-    def ingest_text(self, doc_id: str, text: str, title: str) -> None:
-        self.articles[doc_id] = (title, text)
-
-    def _words(self, text: str) -> set[str]:
-        return {w[:5] for w in self._WORD.findall(text.lower()) if w not in self._STOP}
-
-    def ask(self, question: str) -> AnswerResult:
-        if not question.strip():
-            raise BylineError("Please ask a question.")
-        wanted = self._words(question)
-        scored = []
-        for doc_id, (title, text) in self.articles.items():
-            sentences = re.findall(r"[^.]+\.\s*", text)
-            for i, sentence in enumerate(sentences):
-                scored.append((len(wanted & self._words(sentence)), doc_id, title, sentences, i))
-        scored.sort(key=lambda s: -s[0])
-        citations = []
-        for overlap, doc_id, title, sentences, i in scored[:2]:
-            before, sentence = "".join(sentences[max(0, i - 1):i]), sentences[i].strip()
-            snippet = before + sentence
-            citations.append(Citation(doc_id, title, "Stand-in Times", "2024-05-02", None, snippet,
-                                      len(before), len(snippet), 0, 0))
-        if not scored or scored[0][0] < 2:
-            for c in citations:
-                c.answer_start = c.answer_end = 0
-            return AnswerResult(question, True, [], 1.0, citations)
-        return AnswerResult(question, False, [Answer(citations[0].span_text, 0.8, citations[:1])], 1.0)
 
 
 class SocketModeStandIn:

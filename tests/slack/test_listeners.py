@@ -131,21 +131,21 @@ def test_user_rate_limiter_window():
     assert UserRateLimiter(0).allow("U1")
 
 
-def test_missing_tokens_are_clear_errors(tmp_path, pipeline):
+def test_missing_tokens_are_clear_errors(tmp_path):
     config = {"data_dir": str(tmp_path), "slack": {"port": 0}}
     with pytest.raises(BylineError, match="SLACK_BOT_TOKEN"):
-        run_slack(config, pipeline, environ={})
+        run_slack(config, None, environ={})
     with pytest.raises(BylineError, match="SLACK_SIGNING_SECRET"):
-        run_slack(config, pipeline, environ={"SLACK_BOT_TOKEN": "xoxb-1"})
+        run_slack(config, None, environ={"SLACK_BOT_TOKEN": "xoxb-1"})
     with pytest.raises(BylineError, match="SLACK_BOT_TOKEN"):
-        build_app(config, pipeline, environ={})
+        build_app(config, None, environ={})
 
 
-def test_a_refused_token_is_a_clear_error(tmp_path, pipeline, slack_api):
+def test_a_refused_token_is_a_clear_error(tmp_path, slack_api):
     slack_api.fail_next("auth.test", error="invalid_auth")
     environ = {"SLACK_BOT_TOKEN": "xoxb-bad", "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": slack_api.base_url}
     with pytest.raises(BylineError, match="invalid_auth"):
-        run_slack({"data_dir": str(tmp_path), "slack": {}}, pipeline, environ=environ)
+        run_slack({"data_dir": str(tmp_path), "slack": {}}, None, environ=environ)
 
 
 def test_the_manifest_declares_what_the_app_listens_for():
