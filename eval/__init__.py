@@ -1,0 +1,1 @@
+"""Byline's evaluation suite: the gold question set, SQuAD-style metrics, `byline eval`."""
