@@ -4,6 +4,7 @@
     byline bench ingest                   chunks/s, ingesting the bundled corpus and a train-context sample
     byline bench reader                   one question over 10 passages of ~200 words, median ms
     byline bench scale [--chunks N]       p50/p95 at N chunks built from ../shared/qa-data/train contexts
+    byline bench slack [--mentions N --concurrency N]   ack and mention-to-reply against a local Slack stand-in
     byline bench all
 """
 
@@ -134,9 +135,13 @@ def bench_scale(config: dict, chunks: int, rounds: int) -> dict:
 
 
 def main(argv: list[str], config_factory) -> int:
+    if argv[:1] == ["slack"]:
+        from bot.slack.bench import main as slack_bench
+
+        return slack_bench(argv[1:], config=config_factory())
     parser = argparse.ArgumentParser(prog="byline bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("what", choices=["latency", "ingest", "reader", "scale", "all"])
+    parser.add_argument("what", choices=["latency", "ingest", "reader", "scale", "slack", "all"])
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--sample", type=int, default=300, help="train contexts ingested by 'ingest'")
     parser.add_argument("--chunks", type=int, default=50000)

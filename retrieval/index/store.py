@@ -224,7 +224,12 @@ class IndexLocation:
         """Write `index` to a fresh folder, then point the link at it in one rename."""
         name = f"index-{uuid.uuid4().hex[:12]}"
         staging = self.data_dir / f"{name}.partial"
-        index.save(staging)
+        try:
+            index.save(staging)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise BylineError(f"could not write the index in {self.data_dir} ({exc.strerror or exc}); "
+                              "the previous index is unchanged") from exc
         final = self.data_dir / name
         os.rename(staging, final)
         temporary_link = self.data_dir / f"{name}.link"

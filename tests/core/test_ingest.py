@@ -169,3 +169,41 @@ def test_kill_9_during_ingest_leaves_the_previous_index_loadable(own_pipeline, t
     process.wait()
     assert index_snapshot(own_pipeline) == before
     assert IndexLocation(data_dir).load().doc_ids() == own_pipeline.doc_ids()
+
+
+def test_a_syndicated_copy_takes_no_extra_retrieval_slot_but_is_cited(own_pipeline, tmp_path):
+    original = own_pipeline.index.article_text("004_3fec00c11dc744f5")
+    copy = tmp_path / "wire-copy.md"
+    copy.write_text(f"---\ntitle: Xiaomi off US blacklist (wire copy)\npublisher: Wire Reprints\n---\n{original}",
+                    encoding="utf-8")
+    own_pipeline.ingest([copy])
+    try:
+        marked = [d for d in own_pipeline.index.chunks.values() if d.meta["doc_id"] == "wire-copy"]
+        assert marked and all(d.meta["duplicate_of"] for d in marked)
+        question = "Who is the chair of Xiaomi?"
+        ranked = own_pipeline.retrieve(question)
+        assert not {"wire-copy", "004_3fec00c11dc744f5"} <= set(ranked)
+        result = own_pipeline.ask(question)
+        if not result.no_answer and "Lei Jun" in result.answers[0].text:
+            assert {"wire-copy", "004_3fec00c11dc744f5"} <= set(result.answers[0].articles)
+    finally:
+        own_pipeline.remove("wire-copy")
+
+
+def test_a_crash_while_writing_the_new_index_keeps_the_old_one(own_pipeline, tmp_path, monkeypatch):
+    from retrieval.index import store
+
+    article = tmp_path / "crash.txt"
+    article.write_text("The lighthouse keeper retired after forty years of service.", encoding="utf-8")
+    before = index_snapshot(own_pipeline)
+
+    def half_written(self, directory):
+        directory.mkdir(parents=True)
+        (directory / "articles.json").write_text("{\"format\": 1, \"articl")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(store.ArticleIndex, "save", half_written)
+    with pytest.raises(BylineError, match="No space left on device.*the previous index is unchanged"):
+        own_pipeline.ingest([article])
+    assert index_snapshot(own_pipeline) == before
+    assert "crash" not in own_pipeline.doc_ids()
