@@ -22,6 +22,7 @@ RATE_LIMITED = "You're asking faster than I can keep up. Please wait a minute an
 APOLOGY = "Sorry, something went wrong while answering. Please try again in a moment."
 CANNOT_POST = "I can't post in this channel. Invite me with `/invite` and try again."
 THANKS = "Thanks for the feedback!"
+FEEDBACK_FAILED = "Sorry, I couldn't record your feedback. Please try again later."
 WORKING_REACTION = "eyes"
 
 _LABELLED = re.compile(r"<([^<>|]*)\|([^<>]*)>")  # <https://x|label>, <#C1|general>, <@U1|ann>
@@ -34,6 +35,12 @@ def plain_question(text: str, bot_user_id: str | None = None) -> str:
         text = re.sub(rf"<@{re.escape(bot_user_id)}(\|[^>]*)?>", " ", text)
     text = _BARE.sub(r"\1", _LABELLED.sub(r"\2", text))
     return " ".join(text.replace("&lt;", "<").replace("&gt;", ">").replace("&amp;", "&").split())
+
+
+def from_a_person(event: dict) -> bool:
+    """A person's new message: not a bot's (ours included), an edit, a deletion or a join."""
+    return event.get("subtype") in (None, "file_share", "thread_broadcast") and not event.get("bot_id") \
+        and bool(event.get("user"))
 
 
 def refusal(byline: SlackContext, channel: str, user: str, question: str) -> str | None:
@@ -113,18 +120,22 @@ def share_answer(byline: SlackContext, client: WebClient, respond, logger: Logge
 
 
 def record_feedback(byline: SlackContext, respond, logger: Logger, *, vote: str, user: str, channel: str | None,
-                    value: str) -> dict:
-    data = json.loads(value)
-    result = byline.results.get(data.get("ref"))
-    if result is not None:  # the full question and answer, where the button's copy may be clipped
-        best = None if result.no_answer else result.best
-        question, answer, citations = result.question, best and best.text, best.articles if best else []
-    else:
-        question, answer, citations = data.get("q", ""), data.get("a"), data.get("d", [])
-    entry = byline.feedback.record(vote=vote, user=user, question=question, answer=answer, citations=citations,
-                                   channel=channel)
+                    value: str) -> None:
+    try:
+        data = json.loads(value)
+        result = byline.results.get(data.get("ref"))
+        if result is not None:  # the full question and answer, where the button's copy may be clipped
+            best = None if result.no_answer else result.best
+            question, answer, citations = result.question, best and best.text, best.articles if best else []
+        else:
+            question, answer, citations = data.get("q", ""), data.get("a"), data.get("d", [])
+        byline.feedback.record(vote=vote, user=user, question=question, answer=answer, citations=citations,
+                               channel=channel)
+    except Exception:
+        logger.exception("recording feedback failed")
+        _call(logger, respond, response_type="ephemeral", replace_original=False, text=FEEDBACK_FAILED)
+        return
     _call(logger, respond, response_type="ephemeral", replace_original=False, text=THANKS)
-    return entry
 
 
 def _checked(response):

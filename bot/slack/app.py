@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import threading
 from collections.abc import Mapping
 
@@ -24,7 +25,6 @@ from bot.slack.listeners import register_listeners
 from retrieval.errors import BylineError
 
 EVENTS_PATH = "/slack/events"
-log = logging.getLogger("byline.slack")
 
 
 def web_client(token: str, environ: Mapping[str, str] = os.environ) -> WebClient:
@@ -97,7 +97,7 @@ def run_slack(config: dict, pipeline, port: int | None = None, environ: Mapping[
             raise BylineError(f"Slack refused SLACK_BOT_TOKEN: {exc}") from exc
         if app_token:
             handler = start_socket_mode(app, app_token)
-            log.info("Byline is connected to Slack over Socket Mode")
+            print("Byline is connected to Slack over Socket Mode (Ctrl-C to stop)", file=sys.stderr)
             try:
                 threading.Event().wait()
             finally:
@@ -105,7 +105,8 @@ def run_slack(config: dict, pipeline, port: int | None = None, environ: Mapping[
         else:
             port = int(port or (config.get("slack") or {}).get("port") or 3000)
             server = create_http_server(app, port=port)
-            log.info("Byline is listening on http://0.0.0.0:%s%s", server.effective_port, EVENTS_PATH)
+            print(f"Byline is listening on http://0.0.0.0:{server.effective_port}{EVENTS_PATH} (Ctrl-C to stop)",
+                  file=sys.stderr)
             server.run()
     finally:
         byline.close()

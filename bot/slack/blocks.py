@@ -16,7 +16,7 @@ NO_ANSWER = "I couldn't find that in the articles."
 APOLOGY = "Sorry, something went wrong while answering. Please try again in a moment."
 
 MAX_BLOCKS = 50
-MAX_SECTION_CHARS = 3000
+MAX_TEXT_CHARS = 3000  # a section's or context element's text
 MAX_VALUE_CHARS = 2000  # a button's value
 ANSWER_CHARS = 1000
 TITLE_CHARS = 200
@@ -132,11 +132,12 @@ def _actions(ref: str, result: AnswerResult, shareable: bool) -> dict:
 
 
 def _fit(blocks: list[dict]) -> list[dict]:
-    """Enforces Block Kit's limits whatever the content: at most 50 blocks, sections under 3000 chars."""
+    """Enforces Block Kit's limits whatever the content: at most 50 blocks, texts of at most 3000 chars."""
     blocks = blocks[:MAX_BLOCKS - 1] + blocks[-1:] if len(blocks) > MAX_BLOCKS else blocks
     for block in blocks:
-        if block["type"] == "section":
-            block["text"]["text"] = _clip(block["text"]["text"], MAX_SECTION_CHARS)
+        texts = {"section": [block.get("text")], "context": block.get("elements")}.get(block["type"]) or []
+        for text in texts:
+            text["text"] = _clip(text["text"], MAX_TEXT_CHARS)
     return blocks
 
 

@@ -12,18 +12,20 @@ import pytest
 from bot.slack.app import build_app, create_http_server, web_client
 from bot.slack.context import SlackContext
 from bot.slack.standin import SlackSender, StandInSlackAPI
-from tests.slack.support import BOT_TOKEN, BRIDGE_ARTICLE, SIGNING_SECRET, SocketModeStandIn
+from tests.slack.support import BOT_TOKEN, AskOnce, BRIDGE_ARTICLE, MEMO_ARTICLE, SIGNING_SECRET, SocketModeStandIn
 
 
 @pytest.fixture(scope="session")
-def pipeline(real_pipeline):
-    return real_pipeline
+def pipeline(real_pipeline, slack_articles):
+    """The real pipeline with the test articles, each question answered once per session (see AskOnce)."""
+    return AskOnce(real_pipeline)
 
 
 @pytest.fixture(scope="session")
-def bridge_article(ingest_article):
-    doc_id, title, text = BRIDGE_ARTICLE
-    ingest_article(doc_id, text, title)
+def slack_articles(ingest_article):
+    """The articles in tests.slack.support, in the session's pipeline."""
+    for doc_id, title, text in (BRIDGE_ARTICLE, MEMO_ARTICLE):
+        ingest_article(doc_id, text, title)
 
 
 @pytest.fixture

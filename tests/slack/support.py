@@ -3,6 +3,7 @@ and what a user would read in a message."""
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 
@@ -13,18 +14,34 @@ SIGNING_SECRET = "test-signing-secret"
 BOT_TOKEN = "xoxb-test-token"
 APP_TOKEN = "xapp-test-token"
 
-# The article the tests ask about. The memo sentence carries Slack control sequences that must never ping
-# (the sentence splitter cuts after "<!", so that sentence ends in "… <@U123> and <!").
+# The articles the tests ask about. The memo's sentence carries Slack control sequences that must never
+# ping (the sentence splitter cuts after "<!", so the cited sentence ends in "… <@U123> and <!").
 BRIDGE_ARTICLE = (
     "slack-test-riverside-bridge",
     "Riverside council approves bridge budget",
     "The Riverside council met on Monday evening to vote on the new Riverside bridge. "
     "Councillors approved a budget of 12 million euros for the Riverside bridge. "
-    "Construction of the Riverside bridge starts in May, a council memo to <@U123> and <!channel> said. "
     "Local shop owners welcomed the decision.",
 )
+MEMO_ARTICLE = (
+    "slack-test-greyport-memo",
+    "Greyport lighthouse to be repainted",
+    "The Greyport lighthouse will be repainted bright red, a harbour memo to <@U123> and <!channel> said. "
+    "The work is paid for by the Greyport harbour trust.",
+)
 BRIDGE_QUESTION = "What budget did the Riverside council approve for the bridge?"
-MEMO_QUESTION = "When does construction of the Riverside bridge start?"
+MEMO_QUESTION = "What colour will the Greyport lighthouse be repainted?"
+
+
+class AskOnce:
+    """A pipeline that asks the wrapped (real) one at most once per distinct question and reuses the result.
+
+    These tests are about the Slack side; re-answering the same few questions dozens of times would only
+    add minutes on 2 cores.
+    """
+
+    def __init__(self, pipeline):
+        self.ask = functools.lru_cache(maxsize=None)(pipeline.ask)
 
 
 class SocketModeStandIn:

@@ -1,17 +1,19 @@
 """Listener functions called directly (no HTTP), with a real WebClient on the stand-in Web API."""
 
+import json
 import logging
 import threading
 
 import pytest
 import yaml
 
-from bot.slack.answering import APOLOGY, HELP, NOT_HERE, RATE_LIMITED, plain_question
+from bot.slack.answering import APOLOGY, FEEDBACK_FAILED, HELP, NOT_HERE, RATE_LIMITED, plain_question
 from bot.slack.app import build_app, run_slack
 from bot.slack.context import SeenEvents, SlackContext, UserRateLimiter
+from bot.slack.listeners.actions.feedback import feedback_callback
 from bot.slack.listeners.commands.byline_command import byline_command_callback
 from bot.slack.listeners.events.app_mention import app_mention_callback
-from bot.slack.standin import BOT_USER_ID, mention_event, slash_command
+from bot.slack.standin import BOT_USER_ID, block_actions, mention_event, slash_command
 from retrieval.config import REPO_ROOT
 from retrieval.errors import BylineError
 from tests.slack.support import BRIDGE_QUESTION
@@ -58,7 +60,6 @@ def test_plain_question():
     assert plain_question(f"  <@{BOT_USER_ID}>  ", BOT_USER_ID) == ""
 
 
-@pytest.mark.usefixtures("bridge_article")
 def test_channel_allowlist(make_context, slack_client, slack_api):
     byline = make_context(channel_allowlist=["C0ALLOWED"])
     mention(byline, slack_client, channel="C0ELSEWHERE")
@@ -70,7 +71,6 @@ def test_channel_allowlist(make_context, slack_client, slack_api):
     assert len(slack_api.calls("chat.postMessage")) == 1
 
 
-@pytest.mark.usefixtures("bridge_article")
 def test_user_rate_limit_gets_a_polite_message(make_context, slack_client, slack_api):
     byline = make_context(user_rate_limit_per_minute=2)
     for _ in range(3):
@@ -155,3 +155,15 @@ def test_the_manifest_declares_what_the_app_listens_for():
     assert manifest["settings"]["interactivity"]["is_enabled"] and manifest["settings"]["socket_mode_enabled"]
     assert {"app_mentions:read", "chat:write", "commands", "im:history", "reactions:write"} <= \
         set(manifest["oauth_config"]["scopes"]["bot"])
+
+
+def test_feedback_that_cannot_be_written_gets_a_message_not_silence(tmp_path):
+    not_a_dir = tmp_path / "data"
+    not_a_dir.write_text("")
+    byline = SlackContext(None, not_a_dir, workers=1)
+    said = []
+    action = {"action_id": "feedback_down", "value": json.dumps({"ref": "gone", "q": "Who?", "a": "Ann", "d": []})}
+    feedback_callback(ack=lambda: None, body=block_actions(action, response_url="unused"), action=action,
+                      respond=lambda **message: said.append(message), logger=log, byline=byline)
+    byline.close()
+    assert said == [{"response_type": "ephemeral", "replace_original": False, "text": FEEDBACK_FAILED}]

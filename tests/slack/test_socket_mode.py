@@ -9,7 +9,6 @@ from bot.slack.app import start_socket_mode
 from bot.slack.standin import event_callback, mention_event, slash_command
 from tests.slack.support import APP_TOKEN, BRIDGE_QUESTION, visible_texts
 
-pytestmark = pytest.mark.usefixtures("bridge_article")
 
 
 @pytest.fixture

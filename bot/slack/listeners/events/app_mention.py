@@ -3,14 +3,14 @@ from logging import Logger
 from slack_bolt import BoltContext
 from slack_sdk import WebClient
 
-from bot.slack.answering import ask_in_thread
+from bot.slack.answering import ask_in_thread, from_a_person
 from bot.slack.context import SlackContext
 
 
 def app_mention_callback(event: dict, context: BoltContext, client: WebClient, logger: Logger,
                          byline: SlackContext) -> None:
     """@Byline QUESTION in a channel or thread: the answer goes in the thread."""
-    if event.get("bot_id") or event.get("subtype"):  # other bots, edits
+    if not from_a_person(event):
         return
     ask_in_thread(byline, client, logger, channel=event["channel"], user=event["user"], text=event.get("text", ""),
                   ts=event["ts"], thread_ts=event.get("thread_ts") or event["ts"], bot_user_id=context.bot_user_id)
