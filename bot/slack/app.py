@@ -18,6 +18,7 @@ from slack_bolt.adapter.socket_mode import SocketModeHandler
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from slack_bolt.error import BoltError
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
 from bot.slack.context import SlackContext
@@ -77,12 +78,16 @@ def create_http_server(app: App, host: str = "0.0.0.0", port: int = 3000, **wait
 def start_socket_mode(app: App, app_token: str) -> SocketModeHandler:
     """Connects to Slack over Socket Mode and returns at once; `close()` the handler to disconnect."""
     handler = SocketModeHandler(app, app_token)
-    handler.connect()
+    try:
+        handler.connect()
+    except BaseException:
+        handler.close()  # its threads start with it
+        raise
     return handler
 
 
 def run_slack(config: dict, pipeline, port: int | None = None, environ: Mapping[str, str] = os.environ) -> None:
-    """Runs the bot until interrupted."""
+    """Runs the bot until interrupted: Socket Mode when SLACK_APP_TOKEN is set, else HTTP on `port`."""
     app_token = environ.get("SLACK_APP_TOKEN")
     if not environ.get("SLACK_BOT_TOKEN"):
         raise BylineError("SLACK_BOT_TOKEN is not set: export the app's bot token (xoxb-…); see docs/slack.md")
@@ -96,17 +101,30 @@ def run_slack(config: dict, pipeline, port: int | None = None, environ: Mapping[
         except BoltError as exc:
             raise BylineError(f"Slack refused SLACK_BOT_TOKEN: {exc}") from exc
         if app_token:
-            handler = start_socket_mode(app, app_token)
-            print("Byline is connected to Slack over Socket Mode (Ctrl-C to stop)", file=sys.stderr)
-            try:
-                threading.Event().wait()
-            finally:
-                handler.close()
+            _serve_socket_mode(app, app_token)
         else:
-            port = int(port or (config.get("slack") or {}).get("port") or 3000)
-            server = create_http_server(app, port=port)
-            print(f"Byline is listening on http://0.0.0.0:{server.effective_port}{EVENTS_PATH} (Ctrl-C to stop)",
-                  file=sys.stderr)
-            server.run()
+            _serve_http(app, int(port or (config.get("slack") or {}).get("port") or 3000))
     finally:
-        byline.close()
+        byline.close()  # lets answers in progress finish
+
+
+def _serve_socket_mode(app: App, app_token: str) -> None:
+    try:
+        handler = start_socket_mode(app, app_token)
+    except SlackApiError as exc:
+        raise BylineError(f"Slack refused SLACK_APP_TOKEN: {exc.response.get('error')}") from exc
+    print("Byline is connected to Slack over Socket Mode (Ctrl-C to stop)", file=sys.stderr)
+    try:
+        threading.Event().wait()
+    finally:
+        handler.close()
+
+
+def _serve_http(app: App, port: int) -> None:
+    try:
+        server = create_http_server(app, port=port)
+    except OSError as exc:
+        raise BylineError(f"cannot listen on port {port}: {exc.strerror}") from exc
+    print(f"Byline is listening on http://0.0.0.0:{server.effective_port}{EVENTS_PATH} (Ctrl-C to stop)",
+          file=sys.stderr)
+    server.run()

@@ -1,7 +1,7 @@
-"""`byline slack-bench`: ack and mention-to-reply latency of the Slack bot, over real HTTP, against a local
+"""`byline bench slack`: ack and mention-to-reply latency of the Slack bot, over real HTTP, against a local
 stand-in of Slack's Web API (nothing contacts Slack). Prints one JSON line.
 
-    byline slack-bench [--mentions N] [--concurrency C]
+    byline bench slack [--mentions N] [--concurrency C]
 """
 
 from __future__ import annotations
@@ -40,7 +40,9 @@ def bench_slack(config: dict, pipeline, mentions: int, concurrency: int) -> dict
     questions = _questions(config)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # bursts queue by design here
     with StandInSlackAPI() as api:
-        byline = SlackContext.from_config(config, pipeline)
+        unlimited = {**config, "slack": {**(config.get("slack") or {}), "channel_allowlist": [],
+                                         "user_rate_limit_per_minute": 0}}  # every mention must be answered
+        byline = SlackContext.from_config(unlimited, pipeline)
         app = build_app(config, pipeline, web_client("xoxb-bench", {"SLACK_API_URL": api.base_url}), byline=byline,
                         environ={"SLACK_SIGNING_SECRET": SIGNING_SECRET})
         server = create_http_server(app, host="127.0.0.1", port=0)
@@ -50,7 +52,7 @@ def bench_slack(config: dict, pipeline, mentions: int, concurrency: int) -> dict
             slack.event(mention_event(questions[0], channel="CWARMUP"))  # loads whatever loads lazily
             api.wait_for("chat.postMessage", 1, timeout=300)
 
-            sent_at: dict[str, float] = {}
+            sent_at: dict[str, float] = {}  # by channel: one mention per channel
             ack_ms: list[float] = []
 
             def mention(i: int) -> None:
@@ -60,13 +62,12 @@ def bench_slack(config: dict, pipeline, mentions: int, concurrency: int) -> dict
                 ack_ms.append((time.monotonic() - started) * 1000)
                 if status != 200:
                     raise RuntimeError(f"the bot answered HTTP {status}")
-                sent_at[event["ts"]] = started
+                sent_at[event["channel"]] = started
 
             with ThreadPoolExecutor(concurrency) as senders:
                 list(senders.map(mention, range(mentions)))
             replies = api.wait_for("chat.postMessage", mentions + 1, timeout=60 + 10 * mentions)
-            reply_ms = [(r.at - sent_at[r.params["thread_ts"]]) * 1000 for r in replies
-                        if r.params.get("thread_ts") in sent_at]
+            reply_ms = [(r.at - sent_at[r.params["channel"]]) * 1000 for r in replies if r.params["channel"] in sent_at]
         finally:
             server.trigger.pull_trigger(server.close)
             server.task_dispatcher.shutdown()
@@ -77,7 +78,7 @@ def bench_slack(config: dict, pipeline, mentions: int, concurrency: int) -> dict
 
 
 def main(argv: list[str] | None = None, config: dict | None = None, pipeline=None) -> int:
-    parser = argparse.ArgumentParser(prog="byline slack-bench", description=__doc__,
+    parser = argparse.ArgumentParser(prog="byline bench slack", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mentions", type=int, default=40, help="mentions sent (default 40)")
     parser.add_argument("--concurrency", type=int, default=10, help="mentions in flight at once (default 10)")

@@ -2,6 +2,7 @@
 
 import json
 import logging
+import socket
 import threading
 
 import pytest
@@ -141,11 +142,20 @@ def test_missing_tokens_are_clear_errors(tmp_path):
         build_app(config, None, environ={})
 
 
-def test_a_refused_token_is_a_clear_error(tmp_path, slack_api):
-    slack_api.fail_next("auth.test", error="invalid_auth")
+def test_refused_tokens_and_a_busy_port_are_clear_errors(tmp_path, slack_api):
+    config = {"data_dir": str(tmp_path), "slack": {}}
     environ = {"SLACK_BOT_TOKEN": "xoxb-bad", "SLACK_SIGNING_SECRET": "s", "SLACK_API_URL": slack_api.base_url}
-    with pytest.raises(BylineError, match="invalid_auth"):
-        run_slack({"data_dir": str(tmp_path), "slack": {}}, None, environ=environ)
+    slack_api.fail_next("auth.test", error="invalid_auth")
+    with pytest.raises(BylineError, match="SLACK_BOT_TOKEN: .*invalid_auth"):
+        run_slack(config, None, environ=environ)
+    slack_api.fail_next("apps.connections.open", error="invalid_auth")
+    with pytest.raises(BylineError, match="SLACK_APP_TOKEN: invalid_auth"):
+        run_slack(config, None, environ={**environ, "SLACK_APP_TOKEN": "xapp-bad"})
+    with socket.socket() as busy:
+        busy.bind(("0.0.0.0", 0))
+        busy.listen()
+        with pytest.raises(BylineError, match="cannot listen on port"):
+            run_slack(config, None, port=busy.getsockname()[1], environ=environ)
 
 
 def test_the_manifest_declares_what_the_app_listens_for():
