@@ -1,4 +1,4 @@
-"""A local stand-in for Slack, for tests and `byline slack-bench`; nothing here contacts Slack.
+"""A local stand-in for Slack, for tests and `byline bench slack`; nothing here contacts Slack.
 
 - `StandInSlackAPI`: the Web API (and response_url endpoints) on 127.0.0.1, recording every call,
   able to answer a call with a 429 or an error.
@@ -51,7 +51,7 @@ class StandInSlackAPI:
     def __init__(self, socket_url: str | None = None):
         self.socket_url = socket_url  # what apps.connections.open hands out
         self._calls: list[Call] = []
-        self._failures: dict[str, list[tuple[int, str | None]]] = {}
+        self._failures: dict[str, list[tuple[str, int]]] = {}  # method -> planned (error, HTTP status)
         self._changed = threading.Condition()
         self._ts = itertools.count(1)
         self._server = _Server(("127.0.0.1", 0), self._handler_class())

@@ -12,7 +12,7 @@ import pytest
 from bot.slack.app import build_app, create_http_server, web_client
 from bot.slack.context import SlackContext
 from bot.slack.standin import SlackSender, StandInSlackAPI
-from tests.slack.support import BOT_TOKEN, AskOnce, BRIDGE_ARTICLE, MEMO_ARTICLE, SIGNING_SECRET, SocketModeStandIn
+from tests.slack.support import BOT_TOKEN, BRIDGE_ARTICLE, MEMO_ARTICLE, SIGNING_SECRET, AskOnce, SocketModeStandIn
 
 
 @pytest.fixture(scope="session")

@@ -15,13 +15,15 @@ from bot.slack.standin import (BOT_ID, BOT_USER_ID, block_actions, dm_event, eve
 from tests.slack.support import BRIDGE_QUESTION, MEMO_QUESTION, AskOnce, visible_texts
 
 
+def button_row(message: dict) -> list[dict]:
+    return next(b["elements"] for b in message["blocks"] if b["type"] == "actions")
+
 
 def button(message: dict, action_id: str) -> dict:
-    return next(e for b in message["blocks"] if b["type"] == "actions" for e in b["elements"]
-                if e["action_id"] == action_id)
+    return next(e for e in button_row(message) if e["action_id"] == action_id)
 
 
-def settle(api, seconds: float = 1.0) -> None:
+def settle(seconds: float = 1.0) -> None:
     """Gives anything wrongly started time to show up in the stand-in's record before counting."""
     time.sleep(seconds)
 
@@ -67,7 +69,7 @@ def test_a_retried_or_repeated_event_gets_no_second_reply(http_bot):
     http_bot.api.wait_for("chat.postMessage")
     assert http_bot.slack.event_body(body, retry_num=2)[0] == 200
     assert http_bot.slack.event_body(body)[0] == 200
-    settle(http_bot.api)
+    settle()
     assert len(http_bot.api.calls("chat.postMessage")) == 1
     assert len(http_bot.api.calls("reactions.add")) == 1
 
@@ -83,7 +85,7 @@ def test_bad_or_stale_signature_gets_401_and_no_reply(http_bot, tamper):
         signature = http_bot.slack.verifier.generate_signature(timestamp=str(int(time.time())), body=body)
         status, _ = http_bot.slack.post(body.replace("budget", "BUDGET"), "application/json", signature=signature)
     assert status == 401
-    settle(http_bot.api, 0.3)
+    settle(0.3)
     assert http_bot.api.calls("chat.postMessage") == [] and http_bot.api.calls("reactions.add") == []
 
 
@@ -135,10 +137,6 @@ def test_slash_command_answers_privately_and_share_posts_to_the_channel(http_bot
     assert deleted.params["delete_original"] is True
 
 
-def button_row(message: dict) -> list[dict]:
-    return next(b["elements"] for b in message["blocks"] if b["type"] == "actions")
-
-
 def test_share_where_the_bot_cannot_post_tells_the_user(http_bot):
     form = slash_command(BRIDGE_QUESTION, response_url=http_bot.api.response_url())
     http_bot.slack.command(form)
@@ -179,8 +177,8 @@ def test_twenty_concurrent_mentions_get_twenty_replies_each_exactly_once(http_bo
         statuses = list(senders.map(lambda m: http_bot.slack.event(m)[0], mentions))
     assert statuses == [200] * 20
 
-    replies = http_bot.api.wait_for("chat.postMessage", 20, timeout=90)
-    settle(http_bot.api, 0.5)
+    http_bot.api.wait_for("chat.postMessage", 20, timeout=90)
+    settle(0.5)
     replies = http_bot.api.calls("chat.postMessage")
     assert sorted((r.params["channel"], r.params["thread_ts"]) for r in replies) == \
         sorted((m["channel"], m["ts"]) for m in mentions)
@@ -215,7 +213,7 @@ def test_own_and_other_bots_messages_are_ignored(http_bot):
     bot_mention = mention_event(BRIDGE_QUESTION)
     bot_mention["bot_id"] = "B0OTHER"
     http_bot.slack.event(bot_mention)
-    settle(http_bot.api)
+    settle()
     assert http_bot.api.calls("chat.postMessage") == [] and http_bot.api.calls("reactions.add") == []
 
 
