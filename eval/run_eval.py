@@ -36,7 +36,7 @@ class ItemOutcome:
     prediction: str | None  # None when the pipeline abstained
     score: float
     citations: list[tuple[str, str]]  # (doc_id, snippet) of the best answer
-    retrieved: list[str]  # article ids in fused rank order, deduplicated
+    retrieved: list[str]  # article ids in fused rank order, deduplicated (answerable items only)
     latency_ms: float
     em: float = field(init=False)
     f1: float = field(init=False)
@@ -70,7 +70,8 @@ def ask_gold_item(pipeline, item: GoldItem) -> ItemOutcome:
     best = None if result.no_answer else result.best
     return ItemOutcome(item=item, prediction=best.text if best else None, score=best.score if best else 0.0,
                        citations=[(c.doc_id, c.snippet) for c in best.citations] if best else [],
-                       retrieved=list(dict.fromkeys(pipeline.retrieve(item.question))),
+                       # retrieval is scored by gold source, so unanswerable items skip the extra run
+                       retrieved=list(dict.fromkeys(pipeline.retrieve(item.question))) if item.answerable else [],
                        latency_ms=result.latency_ms)
 
 
