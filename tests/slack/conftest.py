@@ -12,7 +12,7 @@ import pytest
 from bot.slack.app import build_app, create_http_server, web_client
 from bot.slack.context import SlackContext
 from bot.slack.standin import SlackSender, StandInSlackAPI
-from tests.slack.support import BOT_TOKEN, BRIDGE_ARTICLE, MEMO_ARTICLE, SIGNING_SECRET, AskOnce, SocketModeStandIn
+from slack_support import BOT_TOKEN, BRIDGE_ARTICLE, MEMO_ARTICLE, SIGNING_SECRET, AskOnce, SocketModeStandIn
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def pipeline(real_pipeline, slack_articles):
 
 @pytest.fixture(scope="session")
 def slack_articles(ingest_article):
-    """The articles in tests.slack.support, in the session's pipeline."""
+    """The articles in slack_support, in the session's pipeline."""
     for doc_id, title, text in (BRIDGE_ARTICLE, MEMO_ARTICLE):
         ingest_article(doc_id, text, title)
 

@@ -3,7 +3,7 @@ import re
 
 from bot.slack.blocks import NO_ANSWER, escape, render_answer, snippet_mrkdwn, text_fragment_url
 from retrieval.answer import Answer, AnswerResult, Citation
-from tests.slack.support import visible_texts
+from slack_support import visible_texts
 
 
 def citation(doc_id="a1", snippet="Before. The mayor said the bridge opens in May. After.", span="May", **fields):

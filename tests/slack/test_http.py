@@ -12,7 +12,7 @@ from bot.slack.answering import APOLOGY
 from bot.slack.blocks import escape
 from bot.slack.standin import (BOT_ID, BOT_USER_ID, block_actions, dm_event, event_callback, mention_event,
                                slash_command)
-from tests.slack.support import BRIDGE_QUESTION, MEMO_QUESTION, AskOnce, visible_texts
+from slack_support import BRIDGE_QUESTION, MEMO_QUESTION, AskOnce, visible_texts
 
 
 def button_row(message: dict) -> list[dict]:

@@ -17,7 +17,7 @@ from bot.slack.listeners.events.app_mention import app_mention_callback
 from bot.slack.standin import BOT_USER_ID, block_actions, mention_event, slash_command
 from retrieval.config import REPO_ROOT
 from retrieval.errors import BylineError
-from tests.slack.support import BRIDGE_QUESTION
+from slack_support import BRIDGE_QUESTION
 
 log = logging.getLogger("test")
 

@@ -7,7 +7,7 @@ import pytest
 
 from bot.slack.app import start_socket_mode
 from bot.slack.standin import event_callback, mention_event, slash_command
-from tests.slack.support import APP_TOKEN, BRIDGE_QUESTION, visible_texts
+from slack_support import APP_TOKEN, BRIDGE_QUESTION, visible_texts
 
 
 
