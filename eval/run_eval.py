@@ -92,7 +92,7 @@ def summarize(outcomes: Sequence[ItemOutcome]) -> dict:
     ranks = [o.source_rank for o in answerable]
     answered = [o for o in outcomes if not o.no_answer]
     latencies = [o.latency_ms for o in outcomes]
-    summary = {
+    return {
         "items": len(outcomes), "answerable": len(answerable),
         "em": mean(o.em for o in outcomes), "f1": mean(o.f1 for o in outcomes),
         "has_answer_f1": mean(o.f1 for o in answerable),
@@ -106,16 +106,15 @@ def summarize(outcomes: Sequence[ItemOutcome]) -> dict:
         **no_answer_metrics([o.no_answer for o in outcomes], [not o.item.answerable for o in outcomes]),
         "latency_p50_ms": percentile(latencies, 50), "latency_p95_ms": percentile(latencies, 95),
     }
-    return summary
 
 
 def per_tag(outcomes: Sequence[ItemOutcome]) -> dict[str, dict]:
-    tags = sorted({tag for o in outcomes for tag in o.item.tags})
-    breakdown = {}
-    for tag in tags:
-        tagged = [o for o in outcomes if tag in o.item.tags]
-        breakdown[tag] = {"n": len(tagged), "em": mean(o.em for o in tagged), "f1": mean(o.f1 for o in tagged)}
-    return breakdown
+    by_tag: dict[str, list[ItemOutcome]] = {}
+    for o in outcomes:
+        for tag in o.item.tags:
+            by_tag.setdefault(tag, []).append(o)
+    return {tag: {"n": len(tagged), "em": mean(o.em for o in tagged), "f1": mean(o.f1 for o in tagged)}
+            for tag, tagged in sorted(by_tag.items())}
 
 
 def failures(outcomes: Sequence[ItemOutcome]) -> list[ItemOutcome]:

@@ -1,4 +1,4 @@
-"""Threshold tuning and the --check gate, on scores given here (the real run is in test_byline_eval)."""
+"""Summary metrics, threshold tuning and the --check gate on outcomes given here (real runs: test_byline_eval)."""
 
 import contextlib
 import io
@@ -7,12 +7,41 @@ import math
 import pytest
 
 from eval.gold import GoldItem
-from eval.run_eval import (_run_tune, below_thresholds, candidate_thresholds, no_answer_metrics, split_halves,
-                           tune_threshold)
+from eval.run_eval import (ItemOutcome, _run_tune, below_thresholds, candidate_thresholds, no_answer_metrics,
+                           per_tag, split_halves, summarize, tune_threshold)
 
 
-def item(item_id: str, answers=()) -> GoldItem:
-    return GoldItem(item_id, f"question {item_id}?", tuple(answers), ("doc",) if answers else (), ("single",))
+def item(item_id: str, answers=(), sources=None, tags=("single",)) -> GoldItem:
+    sources = sources if sources is not None else (("doc",) if answers else ())
+    return GoldItem(item_id, f"question {item_id}?", tuple(answers), tuple(sources), tuple(tags))
+
+
+def test_summary_metrics_on_known_outcomes():
+    outcomes = [
+        # right answer, gold source ranked 1st, one of two citations precise
+        ItemOutcome(item("a", ["Lei Jun"], ["d1", "d2"], ["multi"]), "Lei Jun", 0.9,
+                    [("d2", "Lei Jun, chair of Xiaomi, said"), ("d3", "Lei Jun said")], ["d1", "d3"], 100.0),
+        # partly right, gold source ranked 2nd
+        ItemOutcome(item("b", ["Rudolph Contreras"], ["d1"]), "Judge Rudolph Contreras", 0.7,
+                    [("d1", "Judge Rudolph Contreras said")], ["d3", "d1"], 200.0),
+        # abstained although answerable, gold source not retrieved
+        ItemOutcome(item("c", ["Huawei"], ["d4"]), None, 0.0, [], ["d1", "d2", "d3"], 300.0),
+        # rightly abstained
+        ItemOutcome(item("d", tags=["unanswerable"]), None, 0.0, [], [], 400.0),
+        # answered an unanswerable question: its citation is imprecise
+        ItemOutcome(item("e", tags=["unanswerable", "chrome"]), "Binance", 0.6, [("d1", "Binance")], [], 500.0),
+    ]
+    summary = summarize(outcomes)
+    assert summary["em"] == pytest.approx(2 / 5) and summary["f1"] == pytest.approx((1 + 0.8 + 0 + 1 + 0) / 5)
+    assert summary["recall@1"] == pytest.approx(1 / 3) and summary["recall@5"] == pytest.approx(2 / 3)
+    assert summary["mrr"] == pytest.approx((1 + 1 / 2 + 0) / 3) and summary["k"] == 3
+    assert summary["citation_precision"] == pytest.approx(2 / 4)
+    assert summary["no_answer_precision"] == 0.5 and summary["no_answer_recall"] == 0.5
+    assert summary["no_answer_accuracy"] == pytest.approx(3 / 5)
+    assert summary["latency_p50_ms"] == 300.0 and summary["latency_p95_ms"] == pytest.approx(480.0)
+    tags = per_tag(outcomes)
+    assert list(tags) == ["chrome", "multi", "single", "unanswerable"]
+    assert tags["unanswerable"] == {"n": 2, "em": 0.5, "f1": 0.5} and tags["single"]["f1"] == pytest.approx(0.4)
 
 
 class ScoredReader:
