@@ -17,7 +17,7 @@ CHROME = ["Skip to main content", "Share this story", "Share this article", "Pho
 
 
 def test_every_seed_article_is_indexed_with_metadata(real_pipeline):
-    assert real_pipeline.doc_ids() == SEED_IDS
+    assert SEED_IDS <= real_pipeline.doc_ids()
     caixin = real_pipeline.index.metadata("002_a0ddfdd3e2791628")
     assert caixin == {"doc_id": "002_a0ddfdd3e2791628", "publisher": "Caixin Global", "published": "2021-05-26",
                       "title": "U.S. Judge Issues Final Order Removing Xiaomi From China Military Banned List",
