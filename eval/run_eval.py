@@ -263,7 +263,7 @@ def _run_tune(args, pipeline, items) -> int:
 
 def main(argv: list[str], pipeline_factory: Callable[[], object]) -> int:
     try:
-        args = _parser().parse_args(argv)
+        args = _parser().parse_args(argv[1:] if argv[:1] == ["--"] else argv)  # `byline eval -- --json`
         if args.squad:
             if args.tune or args.check or args.report or args.gold:
                 raise UsageError("--squad cannot be combined with --gold, --tune, --check or --report")
