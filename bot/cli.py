@@ -191,10 +191,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("list", help="list indexed articles").set_defaults(handler=cmd_list)
 
+    # eval and bench parse their own options (the rest of the command line)
     evaluate = commands.add_parser("eval", help="gold-set evaluation, CI gate, SQuAD reader benchmark",
                                    add_help=False)
-    evaluate.add_argument("eval_args", nargs=argparse.REMAINDER)
-    evaluate.set_defaults(handler=cmd_eval)
+    evaluate.set_defaults(handler=cmd_eval, passes_options_on=True)
 
     slack = commands.add_parser("slack", help="run the Slack bot (Socket Mode if SLACK_APP_TOKEN is set)")
     slack.add_argument("--port", type=int)
@@ -207,13 +207,17 @@ def build_parser() -> argparse.ArgumentParser:
     export.set_defaults(handler=cmd_feedback)
 
     bench = commands.add_parser("bench", help="print speed and memory figures", add_help=False)
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
-    bench.set_defaults(handler=cmd_bench)
+    bench.set_defaults(handler=cmd_bench, passes_options_on=True)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    if getattr(args, "passes_options_on", False):
+        args.eval_args = args.bench_args = rest
+    elif rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:

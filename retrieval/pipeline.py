@@ -174,10 +174,19 @@ class BylinePipeline:
         return result
 
     def retrieve(self, question: str) -> list[str]:
-        """Article ids in fused rank order (after collapsing syndicated copies), for evaluation."""
+        """Article ids in fused rank order (after collapsing syndicated copies), for evaluation.
+
+        Runs only the retrieval half of the query pipeline's components, without the reader.
+        """
         question = self.check_question(question)
-        outputs = self._run(question, include_outputs_from={"collapse_copies"})
-        return list(dict.fromkeys(d.meta["doc_id"] for d in outputs["collapse_copies"]["documents"]))
+        with self._lock:
+            component = self._query_pipeline.get_component
+            embedding = component("embed_query").run(text=question)["embedding"]
+            dense = component("dense").run(query_embedding=embedding)["documents"]
+            lexical = component("bm25").run(query=question)["documents"]
+            fused = component("fuse").run(documents=[dense, lexical])["documents"]
+            kept = component("collapse_copies").run(documents=fused)["documents"]
+        return list(dict.fromkeys(d.meta["doc_id"] for d in kept))
 
     def reader_scores(self, question: str) -> tuple[str | None, float]:
         """The best merged answer and its score before the no-answer threshold, for tuning."""
