@@ -85,8 +85,10 @@ class SentenceFocuser:
     @component.output_types(passages=list[Document], closest=list[Document])
     def run(self, question: str, query_embedding: list[float], documents: list[Document]) -> dict:
         candidates: dict[tuple[str, int], int] = {}  # (doc_id, sentence index) -> best chunk rank
+        copies: dict[str, list[str]] = defaultdict(list)  # article -> its syndicated copies
         for rank, chunk in enumerate(documents):
             doc_id = chunk.meta["doc_id"]
+            copies[doc_id] += [c for c in chunk.meta.get("copies", []) if c not in copies[doc_id]]
             for i in range(chunk.meta["first_sentence"], chunk.meta["last_sentence"] + 1):
                 candidates.setdefault((doc_id, i), rank)
         if not candidates:
@@ -103,7 +105,7 @@ class SentenceFocuser:
             fused[ranking] += 1.0 / (self.rrf_k + np.arange(1, len(keys) + 1))
         order = np.argsort(-fused, kind="stable")
         best = [keys[i] for i in order[: self.focus_sentences]]
-        return {"passages": self._windows(best), "closest": [self._sentence_document(d, i) for d, i in best[:2]]}
+        return {"passages": self._windows(best, copies), "closest": [self._sentence_document(d, i) for d, i in best[:2]]}
 
     def _sentence_text(self, doc_id: str, i: int) -> str:
         sentence = self.index.sentences[doc_id][i]
@@ -114,7 +116,7 @@ class SentenceFocuser:
         return Document(content=self._sentence_text(doc_id, i),
                         meta={"doc_id": doc_id, "article_start": sentence.start, "article_end": sentence.end})
 
-    def _windows(self, best: list[tuple[str, int]]) -> list[Document]:
+    def _windows(self, best: list[tuple[str, int]], copies: dict[str, list[str]]) -> list[Document]:
         """Each best sentence with `neighbours` sentences either side; overlapping windows merge."""
         spans: dict[str, list[list[int]]] = defaultdict(list)
         first_seen: dict[str, int] = {}
@@ -138,7 +140,7 @@ class SentenceFocuser:
                 start, end = sentences[low].start, sentences[high].end
                 passages.append(Document(content=text[start:end],
                                          meta={"doc_id": doc_id, "article_start": start, "article_end": end,
-                                               "focus_rank": rank}))
+                                               "focus_rank": rank, "copies": copies.get(doc_id, [])}))
         passages.sort(key=lambda d: d.meta["focus_rank"])
         return passages
 
@@ -201,17 +203,21 @@ class AnswerAssembler:
         return (doc_id, position, position + len(text)) if position >= 0 else None
 
     def _other_mentions(self, text: str, passages: list[Document], cited: set[str]) -> set[tuple[str, int, int]]:
-        """The same words in another retrieved article support the answer too."""
+        """The same words in another retrieved article, or in a syndicated copy, support the answer too."""
         found = set()
         for passage in passages:
             doc_id = passage.meta["doc_id"]
-            if doc_id in cited:
-                continue
-            position = passage.content.find(text)
-            if position >= 0:
-                start = passage.meta["article_start"] + position
-                found.add((doc_id, start, start + len(text)))
-                cited.add(doc_id)
+            if doc_id not in cited:
+                position = passage.content.find(text)
+                if position >= 0:
+                    start = passage.meta["article_start"] + position
+                    found.add((doc_id, start, start + len(text)))
+                    cited.add(doc_id)
+            for copy in passage.meta.get("copies", []):
+                position = self.index.article_text(copy).find(text) if copy not in cited else -1
+                if position >= 0:
+                    found.add((copy, position, position + len(text)))
+                    cited.add(copy)
         return found
 
     def _citations(self, located: list[tuple[str, int, int]]) -> list[Citation]:
