@@ -91,6 +91,7 @@ class BylinePipeline:
         pipeline.connect("focus.passages", "read.documents")
         pipeline.connect("focus.passages", "assemble.passages")
         pipeline.connect("focus.closest", "assemble.closest")
+        pipeline.connect("collapse_copies.documents", "assemble.retrieved")
         pipeline.connect("read.answers", "assemble.answers")
         return pipeline
 

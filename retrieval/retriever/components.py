@@ -158,7 +158,7 @@ class AnswerAssembler:
 
     @component.output_types(result=AnswerResult, best_score=float)
     def run(self, question: str, answers: list[ExtractedAnswer], passages: list[Document],
-            closest: list[Document]) -> dict:
+            closest: list[Document], retrieved: list[Document]) -> dict:
         groups: dict[str, list[tuple[float, str, int, int]]] = defaultdict(list)
         for answer in answers:
             if not answer.data or not answer.data.strip() or answer.document is None:
@@ -184,7 +184,8 @@ class AnswerAssembler:
             _, doc_id, start, end = spans[0]
             text = self.index.article_text(doc_id)[start:end]
             located = {self._exact(text, d, s_, e_) for _, d, s_, e_ in spans} - {None}
-            located |= self._other_mentions(text, passages, {loc[0] for loc in located})
+            corroborating = self.index.bm25_store.bm25_retrieval(query=text, top_k=10) if text.strip() else []
+            located |= self._other_mentions(text, passages + retrieved + corroborating, {loc[0] for loc in located})
             citations = self._citations(sorted(located, key=lambda s: (s != (doc_id, start, end),)))
             merged.append(Answer(text=text, score=score, citations=citations))
         result = AnswerResult(question=question, no_answer=not merged, answers=merged)
@@ -203,7 +204,8 @@ class AnswerAssembler:
         return (doc_id, position, position + len(text)) if position >= 0 else None
 
     def _other_mentions(self, text: str, passages: list[Document], cited: set[str]) -> set[tuple[str, int, int]]:
-        """The same words in another retrieved article, or in a syndicated copy, support the answer too."""
+        """The same words in another retrieved article (or found by a BM25 search for the answer itself),
+        or in a syndicated copy, support the answer too."""
         found = set()
         for passage in passages:
             doc_id = passage.meta["doc_id"]

@@ -6,16 +6,16 @@ from retrieval.retriever.components import normalize_answer
 
 # question -> acceptable answers (any one, after SQuAD normalisation, must be inside the answer)
 QUESTIONS = {
-    "Who blocked the Pentagon's designation of Xiaomi?": ["Contreras", "District Court", "federal court", "judge"],
+    "Which judge handled Xiaomi's case against the Defense Department?": ["Contreras"],
+    "How was the blacklisting of Xiaomi characterised in court?": ["arbitrary and capricious"],
     "On what date did the US issue the CCMC designation?": ["January 14th"],
-    "How did the judge describe the blacklisting of Xiaomi?": ["arbitrary and capricious"],
     "Where are Xiaomi's shares traded?": ["Hong Kong"],
     "Who is the chair of Xiaomi?": ["Lei Jun"],
     "What should Huawei pivot to, according to Ren Zhengfei's memo?": ["software"],
     "Until what date did the Biden administration postpone the investment ban?": ["June 11"],
     "What kind of harm did the judge say Xiaomi would suffer?": ["irreparable"],
-    "Who is the founder and CEO of Huawei?": ["Ren Zhengfei"],
-    "Which city is the court that vacated the designation in?": ["Washington", "District of Columbia"],
+    "Whose executive order prohibits US persons from investing in companies on the CCMC list?": ["Trump"],
+    "Which stock exchange struggled with the CCMC list?": ["New York Stock Exchange"],
 }
 
 
@@ -39,7 +39,7 @@ def test_question_is_answered_with_a_citation_that_holds_the_answer(real_pipelin
 
 
 def test_an_answer_stated_in_several_articles_cites_them_all(results):
-    answer = results["How did the judge describe the blacklisting of Xiaomi?"].answers[0]
+    answer = results["How was the blacklisting of Xiaomi characterised in court?"].answers[0]
     assert {"001_c47d310b39072f43", "003_8a558b31ddefb493", "004_3fec00c11dc744f5"} <= set(answer.articles)
 
 
