@@ -43,9 +43,12 @@ def load_reader(name: str, *, max_seq_length: int = 384, stride: int = 128, top_
     from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
 
     location = check_model_location(name)
+    # fp32 on the CPU: the shipped weights are fp16 to stay small, and fp16/bf16 matmuls without
+    # AVX-512 are many times slower here.
     reader = TransformersExtractiveReader(model=location, top_k=top_k, max_seq_length=max_seq_length,
                                           stride=stride, no_answer=False,
-                                          device=ComponentDevice.from_str("cpu"))
+                                          device=ComponentDevice.from_str("cpu"),
+                                          model_kwargs={"dtype": "float32"})
     try:
         reader.warm_up()
     except Exception as exc:  # hub/network/format errors surface in many types; name the model once
