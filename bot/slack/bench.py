@@ -36,7 +36,8 @@ def _questions(config: dict) -> list[str]:
         return FALLBACK_QUESTIONS
 
 
-def bench_slack(config: dict, pipeline, mentions: int, concurrency: int) -> dict:
+def bench_slack(config: dict, pipeline, mentions: int, concurrency: int, paced: bool = False) -> dict:
+    """With `paced`, each mention waits for the previous reply: the latency of one mention, not of a burst."""
     questions = _questions(config)
     logging.getLogger("waitress.queue").setLevel(logging.ERROR)  # bursts queue by design here
     with StandInSlackAPI() as api:
@@ -64,15 +65,21 @@ def bench_slack(config: dict, pipeline, mentions: int, concurrency: int) -> dict
                     raise RuntimeError(f"the bot answered HTTP {status}")
                 sent_at[event["channel"]] = started
 
-            with ThreadPoolExecutor(concurrency) as senders:
-                list(senders.map(mention, range(mentions)))
+            if paced:
+                for i in range(mentions):
+                    mention(i)
+                    api.wait_for("chat.postMessage", i + 2, timeout=120)
+            else:
+                with ThreadPoolExecutor(concurrency) as senders:
+                    list(senders.map(mention, range(mentions)))
             replies = api.wait_for("chat.postMessage", mentions + 1, timeout=60 + 10 * mentions)
             reply_ms = [(r.at - sent_at[r.params["channel"]]) * 1000 for r in replies if r.params["channel"] in sent_at]
         finally:
             server.trigger.pull_trigger(server.close)
             server.task_dispatcher.shutdown()
             byline.close()
-    return {"mentions": mentions, "concurrency": concurrency, "workers": byline.workers,
+    return {"mentions": mentions, "concurrency": 1 if paced else concurrency, "paced": paced,
+            "workers": byline.workers,
             "ack_p50_ms": round(percentile(ack_ms, 0.5), 1), "ack_p95_ms": round(percentile(ack_ms, 0.95), 1),
             "reply_p50_ms": round(percentile(reply_ms, 0.5), 1), "reply_p95_ms": round(percentile(reply_ms, 0.95), 1)}
 
@@ -82,6 +89,8 @@ def main(argv: list[str] | None = None, config: dict | None = None, pipeline=Non
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--mentions", type=int, default=40, help="mentions sent (default 40)")
     parser.add_argument("--concurrency", type=int, default=10, help="mentions in flight at once (default 10)")
+    parser.add_argument("--paced", action="store_true",
+                        help="send each mention after the previous reply (single mention-to-reply latency)")
     args = parser.parse_args(argv)
     if config is None:
         from retrieval.config import load_config
@@ -89,5 +98,5 @@ def main(argv: list[str] | None = None, config: dict | None = None, pipeline=Non
     if pipeline is None:
         from retrieval.pipeline import build_pipeline
         pipeline = build_pipeline(config)
-    print(json.dumps({"bench": "slack", **bench_slack(config, pipeline, args.mentions, args.concurrency)}), flush=True)
+    print(json.dumps({"bench": "slack", **bench_slack(config, pipeline, args.mentions, args.concurrency, args.paced)}), flush=True)
     return 0
