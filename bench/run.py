@@ -19,17 +19,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from eval.metrics import percentile
 from retrieval.config import REPO_ROOT
 
 TRAIN_DIR = REPO_ROOT.parent / "shared" / "qa-data" / "train"
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def rss_mb() -> float:
@@ -64,7 +57,7 @@ def bench_latency(config: dict, rounds: int) -> dict:
                 pipeline.ask(question)
                 timings.append((time.perf_counter() - t) * 1000)
         return {"load_and_first_answer_s": round(first, 2), "questions": len(timings),
-                "p50_ms": round(percentile(timings, 0.5), 1), "p95_ms": round(percentile(timings, 0.95), 1),
+                "p50_ms": round(percentile(timings, 50), 1), "p95_ms": round(percentile(timings, 95), 1),
                 "rss_mb": round(rss_mb(), 1)}
 
 
@@ -130,7 +123,7 @@ def bench_scale(config: dict, chunks: int, rounds: int) -> dict:
                 pipeline.ask(question)
                 timings.append((time.perf_counter() - t) * 1000)
         return {"chunks": len(pipeline.index.chunks), "ingest_s": round(report.seconds, 1),
-                "p50_ms": round(percentile(timings, 0.5), 1), "p95_ms": round(percentile(timings, 0.95), 1),
+                "p50_ms": round(percentile(timings, 50), 1), "p95_ms": round(percentile(timings, 95), 1),
                 "rss_mb": round(rss_mb(), 1)}
 
 

@@ -16,16 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from bot.slack.app import build_app, create_http_server, web_client
 from bot.slack.context import SlackContext
 from bot.slack.standin import SlackSender, StandInSlackAPI, mention_event
+from eval.metrics import percentile
 
 SIGNING_SECRET = "bench-signing-secret"
 FALLBACK_QUESTIONS = ["Who blocked the Pentagon's designation of Xiaomi?", "What did the court decide?"]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    position = (len(ordered) - 1) * q
-    low, high = int(position), min(int(position) + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 def _questions(config: dict) -> list[str]:
@@ -80,8 +74,8 @@ def bench_slack(config: dict, pipeline, mentions: int, concurrency: int, paced: 
             byline.close()
     return {"mentions": mentions, "concurrency": 1 if paced else concurrency, "paced": paced,
             "workers": byline.workers,
-            "ack_p50_ms": round(percentile(ack_ms, 0.5), 1), "ack_p95_ms": round(percentile(ack_ms, 0.95), 1),
-            "reply_p50_ms": round(percentile(reply_ms, 0.5), 1), "reply_p95_ms": round(percentile(reply_ms, 0.95), 1)}
+            "ack_p50_ms": round(percentile(ack_ms, 50), 1), "ack_p95_ms": round(percentile(ack_ms, 95), 1),
+            "reply_p50_ms": round(percentile(reply_ms, 50), 1), "reply_p95_ms": round(percentile(reply_ms, 95), 1)}
 
 
 def main(argv: list[str] | None = None, config: dict | None = None, pipeline=None) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 from haystack import Document
+from haystack.document_stores.errors import DocumentStoreError
 from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.document_stores.types import DuplicatePolicy
 from haystack_integrations.document_stores.faiss import FAISSDocumentStore
@@ -72,7 +73,8 @@ class ArticleIndex:
                                   "delete the data directory and ingest again")
             embeddings = np.load(directory / "sentence_embeddings.npy")
             faiss_store = FAISSDocumentStore(index_path=str(directory / "chunks"), embedding_dim=EMBEDDING_DIM)
-        except (OSError, ValueError, KeyError) as exc:
+            bm25_store = InMemoryDocumentStore.load_from_disk(str(directory / "bm25.json"))
+        except (OSError, ValueError, KeyError, DocumentStoreError) as exc:
             raise BylineError(f"{directory}: the index is unreadable ({exc}); delete it and ingest again") from exc
         row = 0
         for doc_id, record in manifest["articles"].items():
@@ -83,7 +85,7 @@ class ArticleIndex:
             row += len(spans)
         index.faiss_store = faiss_store
         index.chunks = dict(faiss_store.documents)
-        index.bm25_store.write_documents([_without_embedding(d) for d in index.chunks.values()])
+        index.bm25_store = bm25_store
         return index
 
     def doc_ids(self) -> set[str]:
