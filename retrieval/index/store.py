@@ -129,7 +129,7 @@ class ArticleIndex:
             chunks = chunk_article(article.doc_id, article.text, sentences, chunking["max_words"],
                                    chunking["overlap_sentences"])
             sentence_vectors = embed([article.text[s.start:s.end] for s in sentences])
-            chunk_vectors = embed([c.text for c in chunks])
+            chunk_vectors = pooled_chunk_vectors(article.text, sentences, chunks, sentence_vectors)
             report.chunks_embedded += len(chunks)
             self.articles[article.doc_id] = {**article.metadata(), "text": article.text,
                                              "fingerprint": fingerprint}
@@ -193,6 +193,24 @@ class ArticleIndex:
         if documents:
             self.faiss_store.write_documents(documents, policy=DuplicatePolicy.OVERWRITE)
             self.bm25_store.write_documents([_without_embedding(d) for d in documents])
+
+
+def pooled_chunk_vectors(text: str, sentences: list[Sentence], chunks: list, sentence_vectors: np.ndarray
+                         ) -> np.ndarray:
+    """Each chunk's vector is the length-weighted mean of its sentences' vectors, normalised.
+
+    MiniLM itself mean-pools token vectors, so this approximates embedding the chunk while
+    running the model over each sentence once instead of twice (ingest is bound by the encoder).
+    """
+    if not chunks:
+        return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+    weights = np.array([max(1, len(text[s.start:s.end].split())) for s in sentences], dtype=np.float32)
+    rows = []
+    for chunk in chunks:
+        span = slice(chunk.first_sentence, chunk.last_sentence + 1)
+        rows.append(weights[span] @ sentence_vectors[span])
+    matrix = np.asarray(rows, dtype=np.float32)
+    return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
 
 
 def _without_embedding(document: Document) -> Document:

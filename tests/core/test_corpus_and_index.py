@@ -69,3 +69,20 @@ def test_cleaner_pulls_headline_and_date_from_the_page():
     assert cleaned.title == "Xiaomi formally removed from US blacklist"
     assert cleaned.published == "2021-05-26"
     assert not re.search(r"^26 May 2021$", cleaned.text, re.MULTILINE)
+
+
+def test_chunk_vectors_pooled_from_sentences_stand_for_their_chunk(real_pipeline):
+    """Chunk vectors are pooled from sentence vectors; each must still be nearest to its own text."""
+    import numpy as np
+
+    chunks = sorted(real_pipeline.index.chunks.values(), key=lambda d: d.id)
+    pooled = np.asarray([c.embedding for c in chunks], dtype=np.float32)
+    assert np.allclose(np.linalg.norm(pooled, axis=1), 1.0, atol=1e-4)
+    direct = real_pipeline._embed([c.content for c in chunks])
+    similarity = pooled @ direct.T
+    assert np.diag(similarity).min() > 0.6
+    # a syndicated copy is as near as its original, so count the rest: each pooled vector is
+    # nearest to its own chunk's direct embedding, or to a near-identical one
+    own_or_copy = [similarity[i].argmax() == i or similarity[i].max() - similarity[i, i] < 0.02
+                   for i in range(len(chunks))]
+    assert all(own_or_copy)
