@@ -54,4 +54,26 @@ def load_reader(name: str, *, max_seq_length: int = 384, stride: int = 128, top_
     except Exception as exc:  # hub/network/format errors surface in many types; name the model once
         hint = " (offline: HF_HUB_OFFLINE=1 allows only cached or local models)" if os.environ.get("HF_HUB_OFFLINE") else ""
         raise BylineError(f"cannot load reader model '{name}'{hint}: {str(exc).splitlines()[0][:200]}") from exc
+    _pass_segment_ids(reader)
     return reader
+
+
+def _pass_segment_ids(reader) -> None:
+    """Give BERT-style models the question/context segment ids they were trained with.
+
+    Haystack's reader calls the model with input ids and attention mask only, so every token
+    would count as segment A. Models without segment embeddings (RoBERTa, ...) are left alone.
+    """
+    tokenizer, model = reader.tokenizer, reader.model
+    if "token_type_ids" not in tokenizer.model_input_names or getattr(model.config, "type_vocab_size", 1) < 2:
+        return
+    sep_id = tokenizer.sep_token_id
+
+    def add_segment_ids(module, args, kwargs):
+        if kwargs.get("token_type_ids") is None and "input_ids" in kwargs:
+            separators = (kwargs["input_ids"] == sep_id).long()
+            after_first_separator = (separators.cumsum(-1) - separators) >= 1
+            kwargs["token_type_ids"] = after_first_separator.long() * kwargs["attention_mask"]
+        return args, kwargs
+
+    model.register_forward_pre_hook(add_segment_ids, with_kwargs=True)

@@ -45,6 +45,19 @@ def test_loads_with_auto_model_for_question_answering_offline():
     assert tokenizer("a question", "a context")["input_ids"][0] == tokenizer.cls_token_id
 
 
+def test_reader_passes_the_segment_ids_the_model_was_trained_with(reader):
+    import torch
+
+    encoded = reader.tokenizer(["Who led the repair work?"] * 2, [PARAGRAPH, PARAGRAPH[:80]],
+                               padding=True, return_tensors="pt")
+    assert encoded["token_type_ids"].sum() > 0
+    with torch.no_grad():
+        as_haystack_calls_it = reader.model(input_ids=encoded["input_ids"],
+                                            attention_mask=encoded["attention_mask"])
+        with_segment_ids = reader.model(**encoded)
+    assert torch.equal(as_haystack_calls_it.start_logits, with_segment_ids.start_logits)
+
+
 @pytest.mark.parametrize("question", list(QUESTIONS))
 def test_answers_hand_written_questions(reader, question):
     answers = reader.run(query=question, documents=[Document(content=PARAGRAPH)], top_k=1)["answers"]
