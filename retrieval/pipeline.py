@@ -81,7 +81,8 @@ class BylinePipeline:
                                                         retrieval["focus_neighbours"]))
         pipeline.add_component("read", self.reader)
         pipeline.add_component("assemble", AnswerAssembler(index, reader["no_answer_threshold"],
-                                                           reader["max_answers"], reader["max_answer_words"]))
+                                                           reader["max_answers"], reader["max_answer_words"],
+                                                           reader["citation_similarity"]))
         pipeline.connect("embed_query.embedding", "dense.query_embedding")
         pipeline.connect("dense.documents", "fuse.documents")
         pipeline.connect("bm25.documents", "fuse.documents")

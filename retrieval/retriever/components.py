@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import re
+from bisect import bisect_right
 from collections import Counter, defaultdict
 
 import numpy as np
@@ -150,11 +151,12 @@ class AnswerAssembler:
     """Merge reader spans with the same normalised text into one answer citing every article."""
 
     def __init__(self, index: ArticleIndex, no_answer_threshold: float, max_answers: int,
-                 max_answer_words: int = 30) -> None:
+                 max_answer_words: int = 30, citation_similarity: float = 0.0) -> None:
         self.index = index
         self.no_answer_threshold = no_answer_threshold
         self.max_answers = max_answers
         self.max_answer_words = max_answer_words
+        self.citation_similarity = citation_similarity
 
     @component.output_types(result=AnswerResult, best_score=float)
     def run(self, question: str, answers: list[ExtractedAnswer], passages: list[Document],
@@ -185,7 +187,8 @@ class AnswerAssembler:
             text = self.index.article_text(doc_id)[start:end]
             located = {self._exact(text, d, s_, e_) for _, d, s_, e_ in spans} - {None}
             corroborating = self.index.bm25_store.bm25_retrieval(query=text, top_k=10) if text.strip() else []
-            located |= self._other_mentions(text, passages + retrieved + corroborating, {loc[0] for loc in located})
+            located |= self._other_mentions(text, passages + retrieved + corroborating, (doc_id, start, end),
+                                            {loc[0] for loc in located})
             citations = self._citations(sorted(located, key=lambda s: (s != (doc_id, start, end),)))
             merged.append(Answer(text=text, score=score, citations=citations))
         result = AnswerResult(question=question, no_answer=not merged, answers=merged)
@@ -203,24 +206,36 @@ class AnswerAssembler:
         position = article.find(text, window_start, end + len(text) + 20)
         return (doc_id, position, position + len(text)) if position >= 0 else None
 
-    def _other_mentions(self, text: str, passages: list[Document], cited: set[str]) -> set[tuple[str, int, int]]:
+    def _other_mentions(self, text: str, passages: list[Document], answer: tuple[str, int, int],
+                        cited: set[str]) -> set[tuple[str, int, int]]:
         """The same words in another retrieved article (or found by a BM25 search for the answer itself),
-        or in a syndicated copy, support the answer too."""
+        or in a syndicated copy, support the answer too, if their sentence says much the same."""
         found = set()
-        for passage in passages:
-            doc_id = passage.meta["doc_id"]
-            if doc_id not in cited:
-                position = passage.content.find(text)
-                if position >= 0:
-                    start = passage.meta["article_start"] + position
-                    found.add((doc_id, start, start + len(text)))
+
+        def first_supporting(doc_id: str, content: str, base: int) -> None:
+            position = content.find(text)
+            while position >= 0 and doc_id not in cited:
+                mention = (doc_id, base + position, base + position + len(text))
+                if self._supports(mention, answer):
+                    found.add(mention)
                     cited.add(doc_id)
+                position = content.find(text, position + 1)
+
+        for passage in passages:
+            first_supporting(passage.meta["doc_id"], passage.content, passage.meta["article_start"])
             for copy in passage.meta.get("copies", []):
-                position = self.index.article_text(copy).find(text) if copy not in cited else -1
-                if position >= 0:
-                    found.add((copy, position, position + len(text)))
-                    cited.add(copy)
+                first_supporting(copy, self.index.article_text(copy), 0)
         return found
+
+    def _supports(self, mention: tuple[str, int, int], answer: tuple[str, int, int]) -> bool:
+        """Whether the mention's sentence is near the answer's own ("March" in a sentence about
+        something else is no proof)."""
+        return float(self._sentence_vector(*mention[:2]) @ self._sentence_vector(*answer[:2])) \
+            >= self.citation_similarity
+
+    def _sentence_vector(self, doc_id: str, offset: int) -> np.ndarray:
+        starts = [s.start for s in self.index.sentences[doc_id]]
+        return self.index.sentence_embeddings[doc_id][max(0, bisect_right(starts, offset) - 1)]
 
     def _citations(self, located: list[tuple[str, int, int]]) -> list[Citation]:
         seen, citations = set(), []
