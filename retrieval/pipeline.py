@@ -19,14 +19,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import numpy as np  # noqa: E402
 from haystack import Pipeline  # noqa: E402
 from haystack.components.joiners import DocumentJoiner  # noqa: E402
-from haystack.components.retrievers.in_memory import InMemoryBM25Retriever  # noqa: E402
 from haystack_integrations.components.retrievers.faiss import FAISSEmbeddingRetriever  # noqa: E402
 
 from retrieval.answer import AnswerResult  # noqa: E402
 from retrieval.errors import BylineError  # noqa: E402
-from retrieval.index.store import ArticleIndex, IndexLocation, IngestReport  # noqa: E402
+from retrieval.index.store import ArticleIndex, IndexLocation, IngestReport, StaleIndexFormat  # noqa: E402
 from retrieval.ingest.loaders import load_paths  # noqa: E402
-from retrieval.retriever.components import AnswerAssembler, CollapseSyndicatedCopies, SentenceFocuser  # noqa: E402
+from retrieval.retriever.components import (AnswerAssembler, BM25ChunkRetriever, CollapseSyndicatedCopies,  # noqa: E402
+                                            SentenceFocuser)
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +73,7 @@ class BylinePipeline:
         pipeline.add_component("embed_query", self.text_embedder)
         pipeline.add_component("dense", FAISSEmbeddingRetriever(document_store=index.faiss_store,
                                                                 top_k=retrieval["dense_top_k"]))
-        pipeline.add_component("bm25", InMemoryBM25Retriever(document_store=index.bm25_store,
-                                                             top_k=retrieval["bm25_top_k"]))
+        pipeline.add_component("bm25", BM25ChunkRetriever(index, top_k=retrieval["bm25_top_k"]))
         pipeline.add_component("fuse", DocumentJoiner(join_mode="reciprocal_rank_fusion"))
         pipeline.add_component("collapse_copies", CollapseSyndicatedCopies(top_k=retrieval["top_k"]))
         pipeline.add_component("focus", SentenceFocuser(index, retrieval["focus_sentences"],
@@ -106,13 +105,21 @@ class BylinePipeline:
 
     # -- the index ----------------------------------------------------------------------------
     def _load_or_bootstrap_index(self) -> ArticleIndex:
+        """The published index; with none, the bundled corpus; an index in an older format is
+        rebuilt from the articles it holds."""
         if self.location.exists():
-            return self.location.load()
-        corpus = Path(self.config["corpus_dir"])
-        logger.info("no index in %s yet: ingesting the bundled corpus from %s", self.location.data_dir, corpus)
+            try:
+                return self.location.load()
+            except StaleIndexFormat as stale:
+                logger.warning("%s; re-indexing the %d articles it holds", stale, len(stale.articles))
+                articles = stale.articles
+        else:
+            corpus = Path(self.config["corpus_dir"])
+            logger.info("no index in %s yet: ingesting the bundled corpus from %s", self.location.data_dir, corpus)
+            articles = load_paths([corpus], self.config["chunking"]["max_file_bytes"])
         index = ArticleIndex()
         with self.location.writer_lock():
-            report = index.apply(load_paths([corpus], self.config["chunking"]["max_file_bytes"]), self._embed,
+            report = index.apply(articles, self._embed,
                                  self.config["chunking"], self.config["retrieval"]["duplicate_threshold"])
             if report.changed:
                 self.location.publish(index)
@@ -143,7 +150,7 @@ class BylinePipeline:
         """Point the query pipeline's index-bound components at the new index (models stay loaded)."""
         pipeline = self._query_pipeline
         pipeline.get_component("dense").document_store = index.faiss_store
-        pipeline.get_component("bm25").document_store = index.bm25_store
+        pipeline.get_component("bm25").index = index
         pipeline.get_component("focus").index = index
         pipeline.get_component("assemble").index = index
         self.index = index

@@ -20,16 +20,27 @@ from pathlib import Path
 import numpy as np
 from haystack import Document
 from haystack.document_stores.errors import DocumentStoreError
-from haystack.document_stores.in_memory import InMemoryDocumentStore
 from haystack.document_stores.types import DuplicatePolicy
 from haystack_integrations.document_stores.faiss import FAISSDocumentStore
 
 from retrieval.errors import BylineError
+from retrieval.index.lexical import LexicalIndex
 from retrieval.ingest.chunking import Sentence, chunk_article, split_sentences
 from retrieval.ingest.loaders import Article
 
-INDEX_FORMAT = 1
+INDEX_FORMAT = 2  # 2: BM25 by bm25s in bm25/
 EMBEDDING_DIM = 384
+
+
+class StaleIndexFormat(BylineError):
+    """An index written by another version of Byline; it still holds every article it indexed."""
+
+    def __init__(self, directory: Path, manifest: dict) -> None:
+        super().__init__(f"{directory}: index format {manifest.get('format')} is not {INDEX_FORMAT}")
+        self.articles = [Article(doc_id=doc_id, text=record["text"], title=record["title"],
+                                 publisher=record.get("publisher"), published=record.get("published"),
+                                 url=record.get("url"))
+                         for doc_id, record in manifest.get("articles", {}).items()]
 
 
 @dataclass
@@ -60,7 +71,7 @@ class ArticleIndex:
         self.sentence_embeddings: dict[str, np.ndarray] = {}
         self.chunks: dict[str, Document] = {}  # chunk id -> Document with embedding
         self.faiss_store = FAISSDocumentStore(embedding_dim=EMBEDDING_DIM)
-        self.bm25_store = InMemoryDocumentStore(bm25_algorithm="BM25Okapi")
+        self.lexical = LexicalIndex([])
 
     # -- reading ---------------------------------------------------------------------------
     @classmethod
@@ -69,11 +80,10 @@ class ArticleIndex:
         try:
             manifest = json.loads((directory / "articles.json").read_text(encoding="utf-8"))
             if manifest.get("format") != INDEX_FORMAT:
-                raise BylineError(f"{directory}: index format {manifest.get('format')} is not {INDEX_FORMAT}; "
-                                  "delete the data directory and ingest again")
+                raise StaleIndexFormat(directory, manifest)
             embeddings = np.load(directory / "sentence_embeddings.npy")
             faiss_store = FAISSDocumentStore(index_path=str(directory / "chunks"), embedding_dim=EMBEDDING_DIM)
-            bm25_store = InMemoryDocumentStore.load_from_disk(str(directory / "bm25.json"))
+            lexical = LexicalIndex.load(directory / "bm25")
         except (OSError, ValueError, KeyError, DocumentStoreError) as exc:
             raise BylineError(f"{directory}: the index is unreadable ({exc}); delete it and ingest again") from exc
         row = 0
@@ -85,7 +95,7 @@ class ArticleIndex:
             row += len(spans)
         index.faiss_store = faiss_store
         index.chunks = dict(faiss_store.documents)
-        index.bm25_store = bm25_store
+        index.lexical = lexical
         return index
 
     def doc_ids(self) -> set[str]:
@@ -109,7 +119,7 @@ class ArticleIndex:
         matrix = np.concatenate(rows) if rows else np.zeros((0, EMBEDDING_DIM))
         np.save(directory / "sentence_embeddings.npy", matrix.astype(np.float16))
         self.faiss_store.save(directory / "chunks")
-        self.bm25_store.save_to_disk(str(directory / "bm25.json"))
+        self.lexical.save(directory / "bm25")
         (directory / "articles.json").write_text(
             json.dumps({"format": INDEX_FORMAT, "articles": articles}, ensure_ascii=False), encoding="utf-8")
 
@@ -188,11 +198,10 @@ class ArticleIndex:
 
     def _rebuild_stores(self) -> None:
         self.faiss_store = FAISSDocumentStore(embedding_dim=EMBEDDING_DIM)
-        self.bm25_store = InMemoryDocumentStore(bm25_algorithm="BM25Okapi")
         documents = list(self.chunks.values())
         if documents:
             self.faiss_store.write_documents(documents, policy=DuplicatePolicy.OVERWRITE)
-            self.bm25_store.write_documents([_without_embedding(d) for d in documents])
+        self.lexical = LexicalIndex.build([d.id for d in documents], [d.content for d in documents])
 
 
 def pooled_chunk_vectors(text: str, sentences: list[Sentence], chunks: list, sentence_vectors: np.ndarray
@@ -211,10 +220,6 @@ def pooled_chunk_vectors(text: str, sentences: list[Sentence], chunks: list, sen
         rows.append(weights[span] @ sentence_vectors[span])
     matrix = np.asarray(rows, dtype=np.float32)
     return matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
-
-
-def _without_embedding(document: Document) -> Document:
-    return Document(id=document.id, content=document.content, meta=document.meta)
 
 
 class IndexLocation:

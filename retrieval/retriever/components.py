@@ -1,5 +1,7 @@
-"""Haystack components between fusion and the reader, and after the reader.
+"""Byline's own Haystack components: lexical retrieval, the steps between fusion and the reader,
+and the step after it.
 
+- `BM25ChunkRetriever`: BM25 over the index's chunks (bm25s; see retrieval.index.lexical).
 - `CollapseSyndicatedCopies`: one story republished by several outlets keeps one slot.
 - `SentenceFocuser`: ranks the sentences of the fused chunks and hands the reader short
   windows around the best ones instead of whole chunks (faster, and less page noise).
@@ -8,6 +10,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from bisect import bisect_right
@@ -34,6 +37,25 @@ def normalize_answer(text: str) -> str:
     """SQuAD normalisation: lower case, no punctuation, no articles, single spaces."""
     text = re.sub(r"[^\w\s]", " ", text.lower())
     return " ".join(t for t in text.split() if t not in {"a", "an", "the"})
+
+
+@component
+class BM25ChunkRetriever:
+    """The `top_k` chunks that best match the query by BM25, as Documents with their score."""
+
+    def __init__(self, index: ArticleIndex, top_k: int) -> None:
+        self.index = index
+        self.top_k = top_k
+
+    @component.output_types(documents=list[Document])
+    def run(self, query: str) -> dict:
+        hits = self.index.lexical.search(query, self.top_k)
+        return {"documents": [_scored_copy(self.index.chunks[chunk_id], score) for chunk_id, score in hits]}
+
+
+def _scored_copy(chunk: Document, score: float) -> Document:
+    """A copy later steps may annotate (their notes must not leak into the index)."""
+    return dataclasses.replace(chunk, meta=dict(chunk.meta), score=score, embedding=None)
 
 
 @component
@@ -186,7 +208,7 @@ class AnswerAssembler:
             _, doc_id, start, end = spans[0]
             text = self.index.article_text(doc_id)[start:end]
             located = {self._exact(text, d, s_, e_) for _, d, s_, e_ in spans} - {None}
-            corroborating = self.index.bm25_store.bm25_retrieval(query=text, top_k=10) if text.strip() else []
+            corroborating = [self.index.chunks[chunk_id] for chunk_id, _ in self.index.lexical.search(text, 10)]
             located |= self._other_mentions(text, passages + retrieved + corroborating, (doc_id, start, end),
                                             {loc[0] for loc in located})
             citations = self._citations(sorted(located, key=lambda s: (s != (doc_id, start, end),)))

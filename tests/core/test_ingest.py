@@ -207,3 +207,24 @@ def test_a_crash_while_writing_the_new_index_keeps_the_old_one(own_pipeline, tmp
         own_pipeline.ingest([article])
     assert index_snapshot(own_pipeline) == before
     assert "crash" not in own_pipeline.doc_ids()
+
+
+def test_an_index_from_an_older_byline_is_rebuilt_from_the_articles_it_holds(test_config, tmp_path):
+    import shutil
+
+    from retrieval.index.store import INDEX_FORMAT
+
+    data_dir = tmp_path / "old-data"
+    first = BylinePipeline({**test_config, "data_dir": str(data_dir)})
+    folder = IndexLocation(data_dir).link.resolve()
+    manifest = json.loads((folder / "articles.json").read_text(encoding="utf-8"))
+    manifest["format"] = INDEX_FORMAT - 1
+    (folder / "articles.json").write_text(json.dumps(manifest), encoding="utf-8")
+    shutil.rmtree(folder / "bm25")  # the older layout had no bm25s folder
+    del first
+
+    rebuilt = BylinePipeline({**test_config, "data_dir": str(data_dir)})
+    assert rebuilt.doc_ids() == set(manifest["articles"])
+    assert IndexLocation(data_dir).link.resolve() != folder
+    assert IndexLocation(data_dir).load().doc_ids() == set(manifest["articles"])
+    assert not rebuilt.ask("Which judge handled Xiaomi's case against the Defense Department?").no_answer
