@@ -8,12 +8,20 @@ milliseconds at 50k chunks; Haystack's in-memory BM25 scores every document in P
 from __future__ import annotations
 
 import json
+import logging
 import re
 from pathlib import Path
 
 import numpy as np
 
 TOKEN = re.compile(r"\w\w+")  # the tokens Haystack's BM25 used: words of two or more characters
+
+
+def _bm25s():
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG on import
+    return bm25s
 
 
 def bm25_tokens(text: str) -> list[str]:
@@ -29,11 +37,9 @@ class LexicalIndex:
 
     @classmethod
     def build(cls, ids: list[str], texts: list[str]) -> "LexicalIndex":
-        import bm25s
-
         if not ids:
             return cls([], None)
-        model = bm25s.BM25(k1=1.5, b=0.75)
+        model = _bm25s().BM25(k1=1.5, b=0.75)
         model.index([bm25_tokens(t) for t in texts], show_progress=False)
         return cls(list(ids), model)
 
@@ -55,8 +61,6 @@ class LexicalIndex:
 
     @classmethod
     def load(cls, directory: Path) -> "LexicalIndex":
-        import bm25s
-
         ids = json.loads((directory / "chunk_ids.json").read_text(encoding="utf-8"))
-        model = bm25s.BM25.load(str(directory), show_progress=False) if ids else None
+        model = _bm25s().BM25.load(str(directory), show_progress=False) if ids else None
         return cls(ids, model)
