@@ -132,7 +132,15 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from eval.run_eval import main as eval_main
 
-    return eval_main(args.eval_args, lambda: _pipeline(args))
+    def reader_and_threshold():
+        from retrieval.reader.extractive import load_reader
+
+        reader_config = _config(args)["reader"]
+        reader = load_reader(reader_config["model"], max_seq_length=reader_config["max_seq_length"],
+                             stride=reader_config["stride"], top_k=reader_config["top_k"])
+        return reader, reader_config["no_answer_threshold"]
+
+    return eval_main(args.eval_args, lambda: _pipeline(args), reader_and_threshold)
 
 
 def cmd_slack(args: argparse.Namespace) -> int:

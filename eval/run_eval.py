@@ -231,13 +231,13 @@ def _article_texts(pipeline) -> dict[str, str]:
     return {doc_id: pipeline.index.article_text(doc_id) for doc_id in pipeline.doc_ids()}
 
 
-def _run_squad(args, pipeline_factory) -> int:
+def _run_squad(args, reader_factory) -> int:
     if args.limit is not None and args.limit < 1:
         raise UsageError("--limit must be a positive number")
     questions, v2 = load_squad(args.squad)
     questions = spread_sample(questions, args.limit)
-    pipeline = pipeline_factory()
-    summary = run_squad(pipeline.reader, questions, v2, pipeline.config["reader"]["no_answer_threshold"])
+    reader, no_answer_threshold = reader_factory()
+    summary = run_squad(reader, questions, v2, no_answer_threshold)
     summary = {"file": str(args.squad), "version": "2.0" if v2 else "1.1", **summary}
     if args.json:
         print(json.dumps(_finite(summary)))
@@ -261,13 +261,21 @@ def _run_tune(args, pipeline, items) -> int:
     return 0
 
 
-def main(argv: list[str], pipeline_factory: Callable[[], object]) -> int:
+def main(argv: list[str], pipeline_factory: Callable[[], object],
+         reader_factory: Callable[[], tuple[object, float]] | None = None) -> int:
+    """`reader_factory` gives --squad its (reader, no-answer threshold) without building an index;
+    by default they come from the pipeline."""
+    if reader_factory is None:
+        def reader_factory():
+            pipeline = pipeline_factory()
+            return pipeline.reader, pipeline.config["reader"]["no_answer_threshold"]
+
     try:
         args = _parser().parse_args(argv[1:] if argv[:1] == ["--"] else argv)  # `byline eval -- --json`
         if args.squad:
             if args.tune or args.check or args.report or args.gold:
                 raise UsageError("--squad cannot be combined with --gold, --tune, --check or --report")
-            return _run_squad(args, pipeline_factory)
+            return _run_squad(args, reader_factory)
         if args.limit is not None:
             raise UsageError("--limit only applies to --squad")
         if args.tune and (args.check or args.report):

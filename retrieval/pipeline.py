@@ -106,19 +106,25 @@ class BylinePipeline:
     # -- the index ----------------------------------------------------------------------------
     def _load_or_bootstrap_index(self) -> ArticleIndex:
         """The published index; with none, the bundled corpus; an index in an older format is
-        rebuilt from the articles it holds."""
+        rebuilt from the articles it holds. Processes starting together build it once."""
         if self.location.exists():
             try:
                 return self.location.load()
-            except StaleIndexFormat as stale:
-                logger.warning("%s; re-indexing the %d articles it holds", stale, len(stale.articles))
-                articles = stale.articles
-        else:
-            corpus = Path(self.config["corpus_dir"])
-            logger.info("no index in %s yet: ingesting the bundled corpus from %s", self.location.data_dir, corpus)
-            articles = load_paths([corpus], self.config["chunking"]["max_file_bytes"])
-        index = ArticleIndex()
-        with self.location.writer_lock():
+            except StaleIndexFormat:
+                pass
+        with self.location.writer_lock(wait=True):
+            if not self.location.exists():
+                corpus = Path(self.config["corpus_dir"])
+                logger.info("no index in %s yet: ingesting the bundled corpus from %s",
+                            self.location.data_dir, corpus)
+                articles = load_paths([corpus], self.config["chunking"]["max_file_bytes"])
+            else:
+                try:
+                    return self.location.load()  # built by another process while this one waited
+                except StaleIndexFormat as stale:
+                    logger.warning("%s; re-indexing the %d articles it holds", stale, len(stale.articles))
+                    articles = stale.articles
+            index = ArticleIndex()
             report = index.apply(articles, self._embed,
                                  self.config["chunking"], self.config["retrieval"]["duplicate_threshold"])
             if report.changed:

@@ -236,11 +236,12 @@ class IndexLocation:
         return ArticleIndex.load(self.link.resolve())
 
     @contextmanager
-    def writer_lock(self):
+    def writer_lock(self, wait: bool = False):
+        """One writer per data directory: a second one fails at once, or with `wait` queues."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         with open(self.data_dir / ".ingest.lock", "w") as lock:
             try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError as exc:
                 raise BylineError("another ingest is running on this data directory; try again when it ends") from exc
             yield

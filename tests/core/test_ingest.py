@@ -228,3 +228,24 @@ def test_an_index_from_an_older_byline_is_rebuilt_from_the_articles_it_holds(tes
     assert IndexLocation(data_dir).link.resolve() != folder
     assert IndexLocation(data_dir).load().doc_ids() == set(manifest["articles"])
     assert not rebuilt.ask("Which judge handled Xiaomi's case against the Defense Department?").no_answer
+
+
+def test_a_second_writer_fails_at_once_or_waits_its_turn(tmp_path):
+    import threading
+
+    location = IndexLocation(tmp_path)
+    entered = threading.Event()
+
+    def wait_for_the_lock():
+        with location.writer_lock(wait=True):
+            entered.set()
+
+    with location.writer_lock():
+        with pytest.raises(BylineError, match="another ingest is running"):
+            with location.writer_lock():
+                pass
+        waiter = threading.Thread(target=wait_for_the_lock)
+        waiter.start()
+        assert not entered.wait(0.5), "the waiting writer got in while the lock was held"
+    assert entered.wait(5), "the waiting writer never got the lock"
+    waiter.join()
