@@ -127,7 +127,7 @@ def scale_articles() -> list[dict]:
     return articles
 
 
-def bench_scale(config: dict, chunks: int, rounds: int, data_dir: Path, batch: int = 400) -> dict:
+def bench_scale(config: dict, chunks: int, rounds: int, data_dir: Path, batch: int = 1000) -> dict:
     """Query latency over an index of about `chunks` chunks built from the training contexts.
 
     The contexts hold ~1.2M words, so the chunk size is set to reach `chunks`
