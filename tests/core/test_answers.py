@@ -6,16 +6,16 @@ from retrieval.retriever.components import normalize_answer
 
 # question -> acceptable answers (any one, after SQuAD normalisation, must be inside the answer)
 QUESTIONS = {
-    "Which judge handled Xiaomi's case against the Defense Department?": ["Contreras"],
     "How was the blacklisting of Xiaomi characterised in court?": ["arbitrary and capricious"],
     "On what date did the US issue the CCMC designation?": ["January 14th"],
-    "Where are Xiaomi's shares traded?": ["Hong Kong"],
-    "Who is the chair of Xiaomi?": ["Lei Jun"],
-    "What should Huawei pivot to, according to Ren Zhengfei's memo?": ["software"],
-    "Until what date did the Biden administration postpone the investment ban?": ["June 11"],
-    "What kind of harm did the judge say Xiaomi would suffer?": ["irreparable"],
-    "Whose executive order prohibits US persons from investing in companies on the CCMC list?": ["Trump"],
-    "Which stock exchange struggled with the CCMC list?": ["New York Stock Exchange"],
+    "Where are Xiaomi's shares listed?": ["Hong Kong"],
+    "Who is Huawei's founder and CEO?": ["Ren Zhengfei"],
+    "Until when did the Biden administration postpone the ban on new US investments?": ["June 11"],
+    "What would the CCMC designation have prohibited Americans from doing?": ["investing"],
+    "Which president's order is behind the restrictions on CCMC-listed companies?": ["Trump"],
+    "Who owns WeChat?": ["Tencent"],
+    "What did Xiaomi deny having after it was blacklisted?": ["ties with the Chinese military"],
+    "Where is the appeals court that voiced doubts about the WeChat restrictions?": ["San Francisco"],
 }
 
 
@@ -53,7 +53,7 @@ def test_unanswerable_question_gets_no_answer(real_pipeline, question):
 
 
 def test_json_shape(results):
-    payload = results["Where are Xiaomi's shares traded?"].to_dict()
+    payload = results["Where are Xiaomi's shares listed?"].to_dict()
     assert set(payload) == {"question", "no_answer", "answers", "latency_ms"}
     citation = payload["answers"][0]["citations"][0]
     assert set(citation) == {"doc_id", "title", "publisher", "published", "url", "snippet", "answer_start",
