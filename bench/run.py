@@ -4,7 +4,8 @@
     byline bench ingest                   chunks/s, ingesting the bundled corpus and a train-context sample
     byline bench reader                   one question over 10 passages of ~200 words, median ms
     byline bench scale [--chunks N]       p50/p95 at ~N chunks built from ../shared/qa-data/train contexts
-                                          (kept in <data_dir>/bench-scale-N; an interrupted build resumes)
+                                          (kept in <data_dir>/bench-scale-N; an interrupted build resumes;
+                                          --measure-only times the index as far as it is built)
     byline bench slack [--mentions N --concurrency N]   ack and mention-to-reply against a local Slack stand-in
     byline bench all
 """
@@ -97,9 +98,9 @@ def bench_ingest(config: dict, sample: int) -> dict:
 def bench_reader(config: dict, rounds: int = 10) -> dict:
     from haystack import Document
 
-    from retrieval.reader.extractive import load_reader
+    from retrieval.reader.extractive import load_configured_reader
 
-    reader = load_reader(config["reader"]["model"], max_seq_length=config["reader"]["max_seq_length"])
+    reader = load_configured_reader(config["reader"])
     passages = [a["text"] for a in train_context_articles(400) if 170 <= len(a["text"].split()) <= 230][:10]
     documents = [Document(content=" ".join(p.split()[:200])) for p in passages]
     reader.run(query="What is this about?", documents=documents)
@@ -127,7 +128,8 @@ def scale_articles() -> list[dict]:
     return articles
 
 
-def bench_scale(config: dict, chunks: int, rounds: int, data_dir: Path, batch: int = 1000) -> dict:
+def bench_scale(config: dict, chunks: int, rounds: int, data_dir: Path, batch: int = 1000,
+                build: bool = True) -> dict:
     """Query latency over an index of about `chunks` chunks built from the training contexts.
 
     The contexts hold ~1.2M words, so the chunk size is set to reach `chunks`
@@ -141,7 +143,7 @@ def bench_scale(config: dict, chunks: int, rounds: int, data_dir: Path, batch: i
               "chunking": {**config["chunking"], "max_words": max_words}}
     pipeline = fresh_pipeline(config, str(data_dir))
     started, embedded = time.perf_counter(), 0
-    pending = [a for a in articles if a["id"] not in pipeline.doc_ids()]
+    pending = [a for a in articles if a["id"] not in pipeline.doc_ids()] if build else []
     for offset in range(0, len(pending), batch):
         feed = data_dir / "scale-batch.jsonl"
         feed.write_text("\n".join(json.dumps(a) for a in pending[offset:offset + batch]))
@@ -171,6 +173,8 @@ def main(argv: list[str], config_factory) -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--sample", type=int, default=300, help="train contexts ingested by 'ingest'")
     parser.add_argument("--chunks", type=int, default=50000)
+    parser.add_argument("--measure-only", action="store_true",
+                        help="'scale': time the questions over the index as far as it is built")
     parser.add_argument("--scale-dir", type=Path, default=None,
                         help="where 'scale' keeps its index (default <data_dir>/bench-scale-<chunks>)")
     args = parser.parse_args(argv)
@@ -180,7 +184,8 @@ def main(argv: list[str], config_factory) -> int:
                "ingest": lambda: bench_ingest(config, args.sample),
                "reader": lambda: bench_reader(config),
                "scale": lambda: bench_scale(config, args.chunks, args.rounds,
-                                            args.scale_dir or Path(config["data_dir"]) / f"bench-scale-{args.chunks}")}
+                                            args.scale_dir or Path(config["data_dir"]) / f"bench-scale-{args.chunks}",
+                                            build=not args.measure_only)}
     chosen = ["latency", "ingest", "reader"] if args.what == "all" else [args.what]
     for name in chosen:
         print(json.dumps({"bench": name, **benches[name]()}), flush=True)
