@@ -133,12 +133,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from eval.run_eval import main as eval_main
 
     def reader_and_threshold():
-        from retrieval.reader.extractive import load_reader
+        from retrieval.reader.extractive import load_configured_reader
 
         reader_config = _config(args)["reader"]
-        reader = load_reader(reader_config["model"], max_seq_length=reader_config["max_seq_length"],
-                             stride=reader_config["stride"], top_k=reader_config["top_k"])
-        return reader, reader_config["no_answer_threshold"]
+        return load_configured_reader(reader_config), reader_config["no_answer_threshold"]
 
     return eval_main(args.eval_args, lambda: _pipeline(args), reader_and_threshold)
 

@@ -46,7 +46,7 @@ class BylinePipeline:
         from haystack_integrations.components.embedders.sentence_transformers import (
             SentenceTransformersDocumentEmbedder, SentenceTransformersTextEmbedder)
 
-        from retrieval.reader.extractive import load_reader
+        from retrieval.reader.extractive import load_configured_reader
 
         self.config = config
         self.location = IndexLocation(Path(config["data_dir"]))
@@ -56,9 +56,7 @@ class BylinePipeline:
         self.document_embedder = SentenceTransformersDocumentEmbedder(
             model=model, normalize_embeddings=True, progress_bar=False, local_files_only=True,
             batch_size=config["embedder"]["batch_size"])
-        reader_config = config["reader"]
-        self.reader = load_reader(reader_config["model"], max_seq_length=reader_config["max_seq_length"],
-                                  stride=reader_config["stride"], top_k=reader_config["top_k"])
+        self.reader = load_configured_reader(config["reader"])
         self.text_embedder.warm_up()
         self.document_embedder.warm_up()
         self._lock = threading.RLock()

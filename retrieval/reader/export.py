@@ -102,20 +102,21 @@ def _results_table(scores: dict) -> str:
     return "\n".join(rows) + "\n\n" + REFERENCES
 
 
+def _global_step(checkpoint: Path) -> int | None:
+    state = checkpoint / "trainer_state.json"
+    return json.loads(state.read_text())["global_step"] if state.exists() else None
+
+
 def _steps_done(run_dir: Path, args: dict) -> int:
     checkpoints = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    if checkpoints and (checkpoints[-1] / "trainer_state.json").exists():
-        return json.loads((checkpoints[-1] / "trainer_state.json").read_text())["global_step"]
-    return int(args["max_steps"])
+    steps = _global_step(checkpoints[-1]) if checkpoints else None
+    return steps if steps is not None else int(args["max_steps"])
 
 
 def training_stages(checkpoint: Path) -> list[dict]:
     """The chain of runs behind `checkpoint`, first stage first, following each run's --init-from."""
     stages = []
-    run_dir, steps = checkpoint.parent, None
-    state = checkpoint / "trainer_state.json"
-    if state.exists():
-        steps = json.loads(state.read_text())["global_step"]
+    run_dir, steps = checkpoint.parent, _global_step(checkpoint)
     while True:
         args = json.loads((run_dir / "data_summary.json").read_text())["args"]
         stages.append({"steps": steps if steps is not None else _steps_done(run_dir, args),

@@ -58,6 +58,12 @@ def load_reader(name: str, *, max_seq_length: int = 384, stride: int = 128, top_
     return reader
 
 
+def load_configured_reader(reader_config: dict):
+    """The reader that config's `reader` section names, with its window settings."""
+    return load_reader(reader_config["model"], max_seq_length=reader_config["max_seq_length"],
+                       stride=reader_config["stride"], top_k=reader_config["top_k"])
+
+
 def _pass_segment_ids(reader) -> None:
     """Give BERT-style models the question/context segment ids they were trained with.
 
