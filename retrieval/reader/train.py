@@ -88,6 +88,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--max-length", type=int, default=256, choices=[256, 384])
     parser.add_argument("--doc-stride", type=int, default=128)
     parser.add_argument("--negative-windows", type=int, default=1)
+    parser.add_argument("--edited-negatives", type=float, default=0.0, metavar="RATE",
+                        help="add SQuAD 2.0-style unanswerables: this share of answerable questions, "
+                             "edited (entity, number or antonym swap, negation) against their own paragraph")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-4)
     parser.add_argument("--epochs", type=float, default=1.0)
@@ -116,7 +119,7 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     rng = random.Random(args.seed)
     try:
-        examples, stats = load_mix(args.train_dir, seed=args.seed)
+        examples, stats = load_mix(args.train_dir, seed=args.seed, edited_negative_rate=args.edited_negatives)
     except TrainingDataError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

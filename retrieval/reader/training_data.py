@@ -165,6 +165,94 @@ def same_document_negatives(examples: list[QAExample], rate: float, rng: random.
     return negatives
 
 
+_CAPITALIZED_RUN = re.compile(r"(?<!^)(?<![.?!] )\b[A-Z][\w'-]*(?: (?:of |the |de |and )?[A-Z][\w'-]*)*")
+_NUMBER = re.compile(r"\b\d[\d,.]*\b")
+_WH_AUXILIARY = re.compile(r"^\s*(who|what|which)\s+(is|was|are|were|has|have|had|can|could|will|would)\s", re.I)
+_NEGATION_IN_CONTEXT = re.compile(r"\b(not|never|no|none|nor|without)\b|n't", re.I)
+_ANTONYM_PAIRS = [("first", "last"), ("largest", "smallest"), ("biggest", "smallest"), ("highest", "lowest"),
+                  ("most", "least"), ("earliest", "latest"), ("before", "after"), ("increase", "decrease"),
+                  ("increased", "decreased"), ("north", "south"), ("east", "west"), ("maximum", "minimum"),
+                  ("won", "lost"), ("win", "lose"), ("positive", "negative"), ("more", "fewer"),
+                  ("oldest", "newest"), ("longest", "shortest"), ("start", "end"), ("began", "ended"),
+                  ("best", "worst"), ("major", "minor"), ("inside", "outside"), ("allowed", "banned"),
+                  ("accepted", "rejected"), ("younger", "older"), ("higher", "lower"), ("larger", "smaller")]
+_ANTONYMS = {a: b for a, b in _ANTONYM_PAIRS} | {b: a for a, b in _ANTONYM_PAIRS}
+
+
+def _swap_entity(question: str, context: str, entity_pool: list[str], rng: random.Random) -> str | None:
+    """Replace a name or number the question shares with the context by one the context lacks."""
+    lowered = context.lower()
+    spans = [m for m in list(_CAPITALIZED_RUN.finditer(question)) + list(_NUMBER.finditer(question))
+             if m.group(0).lower() in lowered]
+    if not spans:
+        return None
+    span = rng.choice(spans)
+    original = span.group(0)
+    if original[0].isdigit():
+        digits = re.sub(r"\D", "", original)
+        for _ in range(10):
+            replacement = str(int(digits) + rng.choice([-1, 1]) * rng.randint(1, max(2, int(digits) // 10 or 2)))
+            if replacement not in context and len(replacement) == len(digits):
+                break
+        else:
+            return None
+    else:
+        for _ in range(10 if entity_pool else 0):
+            replacement = rng.choice(entity_pool)
+            if replacement.lower() not in lowered:
+                break
+        else:
+            return None
+    return question[:span.start()] + replacement + question[span.end():]
+
+
+def _swap_antonym(question: str, context: str, rng: random.Random) -> str | None:
+    words = [m for m in re.finditer(r"[A-Za-z]+", question) if m.group(0).lower() in _ANTONYMS]
+    rng.shuffle(words)
+    for word in words:
+        antonym = _ANTONYMS[word.group(0).lower()]
+        if not re.search(rf"\b{antonym}\b", context, re.I):
+            return question[:word.start()] + antonym + question[word.end():]
+    return None
+
+
+def _negate(question: str, context: str) -> str | None:
+    match = _WH_AUXILIARY.match(question)
+    if not match or _NEGATION_IN_CONTEXT.search(context):
+        return None
+    return question[:match.end()] + "not " + question[match.end():]
+
+
+def perturbed_question_negatives(examples: list[QAExample], rate: float, rng: random.Random) -> list[QAExample]:
+    """SQuAD 2.0-style unanswerables: the question is edited so its own paragraph no longer answers it.
+
+    SQuAD 2.0's crowdworkers wrote such questions by swapping an entity, number or word for
+    one the paragraph lacks, or by negating the question (Rajpurkar et al., 2018, table 3);
+    these edits do the same mechanically, so the reader learns that a close lexical match is
+    not enough.
+    """
+    # Swapped-in names come from the same document, so they fit the topic (and often the type).
+    pools: dict[str, set[str]] = {}
+    for example in examples:
+        pools.setdefault(example.source, set()).update(m.group(0) for m in _CAPITALIZED_RUN.finditer(example.context))
+    pools = {source: sorted(names) for source, names in pools.items()}
+    negatives = []
+    for example in examples:
+        if not example.answerable or rng.random() >= rate:
+            continue
+        entity_pool = pools.get(example.source) or []
+        edits = [lambda: _swap_entity(example.question, example.context, entity_pool, rng),
+                 lambda: _swap_antonym(example.question, example.context, rng),
+                 lambda: _negate(example.question, example.context)]
+        rng.shuffle(edits)
+        for edit in edits:
+            edited = edit()
+            if edited and edited != example.question:
+                negatives.append(QAExample(example.qid + "-edited", edited, example.context, [], example.source))
+                break
+    return negatives
+
+
 # (relative path, loader, sample size or None for all, same-document negative rate)
 DEFAULT_MIX: list[tuple[str, str, int | None, float]] = [
     ("squadshifts/new_wiki.json", "squad", None, 0.25),
@@ -178,8 +266,10 @@ DEFAULT_MIX: list[tuple[str, str, int | None, float]] = [
 ]
 
 
-def load_mix(train_dir: Path, mix=DEFAULT_MIX, seed: int = 42) -> tuple[list[QAExample], dict[str, dict]]:
-    """Load every set of the mix, sample it, add same-document negatives; returns (examples, stats)."""
+def load_mix(train_dir: Path, mix=DEFAULT_MIX, seed: int = 42,
+             edited_negative_rate: float = 0.0) -> tuple[list[QAExample], dict[str, dict]]:
+    """Load every set of the mix, sample it, add same-document (and, when asked, edited-question)
+    negatives; returns (examples, stats)."""
     rng = random.Random(seed)
     chosen: list[QAExample] = []
     stats: dict[str, dict] = {}
@@ -197,10 +287,12 @@ def load_mix(train_dir: Path, mix=DEFAULT_MIX, seed: int = 42) -> tuple[list[QAE
         if sample is not None and sample < len(examples):
             examples = rng.sample(examples, sample)
         negatives = negatives[: int(len(examples) * negative_rate)]
+        edited = perturbed_question_negatives(examples, edited_negative_rate, rng) if edited_negative_rate else []
         stats[pattern] = {"available": total, "used": len(examples), "unalignable_skipped": len(skipped),
                           "unanswerable": sum(not e.answerable for e in examples),
-                          "same_document_negatives": len(negatives)}
+                          "same_document_negatives": len(negatives), "edited_question_negatives": len(edited)}
         chosen.extend(examples)
         chosen.extend(negatives)
+        chosen.extend(edited)
     rng.shuffle(chosen)
     return chosen, stats

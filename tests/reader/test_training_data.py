@@ -1,0 +1,107 @@
+"""The reader's training data: malformed files are refused by name, and the unanswerable
+examples it makes really are unanswerable from their paragraph."""
+
+import json
+import random
+import re
+
+import pytest
+
+from retrieval.reader import train
+from retrieval.reader.training_data import (QAExample, TrainingDataError, load_squad_file, load_subjqa_csv,
+                                            perturbed_question_negatives, same_document_negatives)
+
+CONTEXT = ("The Armenian Apostolic Church was founded in 301, when Gregory the Illuminator converted "
+           "King Tiridates III. Its first Catholicos was Gregory, and its seat is Etchmiadzin.")
+
+
+def squad_file(tmp_path, qas, context=CONTEXT):
+    path = tmp_path / "set.json"
+    path.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": context, "qas": qas}]}]}))
+    return path
+
+
+def test_answer_that_is_not_in_the_context_names_the_file_and_record(tmp_path):
+    path = squad_file(tmp_path, [{"id": "q-7", "question": "When?",
+                                  "answers": [{"text": "in 999", "answer_start": 40}]}])
+    with pytest.raises(TrainingDataError, match=r"set\.json.*record q-7.*'in 999'"):
+        load_squad_file(path, "set")
+
+
+def test_unanswerable_record_must_say_so(tmp_path):
+    path = squad_file(tmp_path, [{"id": "q-8", "question": "Who?", "answers": []}])
+    with pytest.raises(TrainingDataError, match="record q-8: no answers and not marked is_impossible"):
+        load_squad_file(path, "set")
+
+
+def test_file_that_is_not_json_is_refused_by_name(tmp_path):
+    path = tmp_path / "broken.json"
+    path.write_text("{not json")
+    with pytest.raises(TrainingDataError, match="broken.json: not a SQuAD-format JSON file"):
+        load_squad_file(path, "broken")
+
+
+def test_subjqa_row_with_malformed_indices_names_its_line(tmp_path):
+    path = tmp_path / "books-train.csv"
+    path.write_text("question,review,human_ans_spans,human_ans_indices,item_id\n"
+                    "Is it good?,It is good. ANSWERNOTFOUND,It is good,\"(0, 10)\",a\n"
+                    "Is it long?,It is long. ANSWERNOTFOUND,It is long,oops,b\n")
+    with pytest.raises(TrainingDataError, match=r"books-train.csv: line 3: malformed human_ans_indices"):
+        load_subjqa_csv(path, "subjqa")
+
+
+def test_training_refuses_the_benchmark_folder(tmp_path, capsys):
+    assert train.main(["--train-dir", str(tmp_path / "qa-data" / "benchmark"), "--dry-run"]) == 2
+    assert "benchmark" in capsys.readouterr().err
+
+
+def examples():
+    def answer(text):
+        return [(text, CONTEXT.index(text))]
+
+    return [QAExample("q1", "When was the Armenian Apostolic Church founded?", CONTEXT, answer("301"), "doc"),
+            QAExample("q2", "Who was the first Catholicos?", CONTEXT, answer("Gregory"), "doc"),
+            QAExample("q3", "What is the seat of the Church?", CONTEXT, answer("Etchmiadzin"), "doc"),
+            QAExample("q4", "Which king did Gregory convert?", CONTEXT, answer("King Tiridates III"), "doc"),
+            QAExample("q6", "Who converted a king in 301?", CONTEXT, answer("Gregory the Illuminator"), "doc"),
+            QAExample("q5", "Where did the Council of Dvin meet?",
+                      "The Council of Dvin met at Dvin, near Artashat, in 506.", [("Dvin", 27)], "doc")]
+
+
+def test_edited_questions_are_unanswerable_from_their_own_paragraph():
+    originals = {e.qid: e for e in examples()}
+    for seed in range(20):
+        for negative in perturbed_question_negatives(examples(), 1.0, random.Random(seed)):
+            original = originals[negative.qid.removesuffix("-edited")]
+            assert negative.context == original.context and not negative.answerable
+            assert negative.question != original.question
+            added = set(re.findall(r"[\w']+", negative.question)) - set(re.findall(r"[\w']+", original.question))
+            context_words = set(re.findall(r"[\w']+", negative.context.lower()))
+            # what the edit brought in is a word the paragraph lacks ("not", an antonym, another name or number)
+            assert added and not {w.lower() for w in added} <= context_words, (original.question, negative.question)
+
+
+def test_edits_cover_names_numbers_antonyms_and_negation():
+    questions = {n.question for seed in range(20)
+                 for n in perturbed_question_negatives(examples(), 1.0, random.Random(seed))}
+    assert any("first" not in q and "last" in q for q in questions)  # antonym
+    assert any(q.startswith("Who was not") or q.startswith("What is not") for q in questions)  # negation
+    assert any("Dvin" in q or "Artashat" in q for q in questions if "Council" not in q)  # name from the same document
+    assert any(re.search(r"\b(?!301\b)\d{3}\b", q) for q in questions)  # another number
+
+
+def test_negation_is_not_used_when_the_paragraph_itself_negates():
+    negated = QAExample("n", "Who was the founder?", "He was not the founder; Gregory was.", [("Gregory", 24)], "d")
+    for seed in range(10):
+        for negative in perturbed_question_negatives([negated], 1.0, random.Random(seed)):
+            assert " not " not in negative.question
+
+
+def test_same_document_negatives_lack_every_answer():
+    other = QAExample("o", "What river?", "The Araxes river flows south of Yerevan.", [("Araxes", 4)], "doc")
+    negatives = same_document_negatives(examples() + [other], 1.0, random.Random(0))
+    assert negatives
+    for negative in negatives:
+        assert not negative.answerable
+        source = next(e for e in examples() + [other] if e.qid == negative.qid.removesuffix("-neg"))
+        assert all(text.lower() not in negative.context.lower() for text, _ in source.answers)
