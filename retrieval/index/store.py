@@ -127,6 +127,7 @@ class ArticleIndex:
               replace_all: bool = False) -> IngestReport:
         """Add or replace `articles`; `embed(texts) -> np.ndarray` (normalised rows)."""
         report = IngestReport()
+        changed: list[tuple[Article, str, list[Sentence], list]] = []
         for article in articles:
             fingerprint = article_fingerprint(article)
             existing = self.articles.get(article.doc_id)
@@ -134,11 +135,19 @@ class ArticleIndex:
                 report.unchanged.append(article.doc_id)
                 continue
             (report.updated if existing else report.added).append(article.doc_id)
-            self._drop(article.doc_id)
+            if existing:
+                self._drop(article.doc_id)
             sentences = split_sentences(article.doc_id, article.text)
             chunks = chunk_article(article.doc_id, article.text, sentences, chunking["max_words"],
                                    chunking["overlap_sentences"])
-            sentence_vectors = embed([article.text[s.start:s.end] for s in sentences])
+            changed.append((article, fingerprint, sentences, chunks))
+        # One encoder call for the whole batch: the encoder sorts it by length, so less padding,
+        # and small articles no longer pay a call each.
+        all_vectors = embed([a.text[s.start:s.end] for a, _, sentences, _ in changed for s in sentences])
+        row = 0
+        for article, fingerprint, sentences, chunks in changed:
+            sentence_vectors = all_vectors[row:row + len(sentences)]
+            row += len(sentences)
             chunk_vectors = pooled_chunk_vectors(article.text, sentences, chunks, sentence_vectors)
             report.chunks_embedded += len(chunks)
             self.articles[article.doc_id] = {**article.metadata(), "text": article.text,

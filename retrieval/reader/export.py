@@ -54,12 +54,15 @@ Trained in {stage_count} stage(s), each continuing from the one before (`--init-
 ### Data ({examples:,} examples, {unanswerable:,} unanswerable features)
 Never trained or tuned on `qa-data/benchmark/` (the SQuAD dev sets).
 
-| set | available | used | unanswerable | same-document negatives | notes |
-| --- | ---: | ---: | ---: | ---: | --- |
+| set | available | used | unanswerable | same-document negatives | edited-question negatives | notes |
+| --- | ---: | ---: | ---: | ---: | ---: | --- |
 {data_rows}
 
-Same-document negatives pair a question with another paragraph of its own document that holds
-none of its answers — what a reader meets behind a retriever. SubjQA's `ANSWERNOTFOUND` rows are
+(The counts are those of the last stage's mix; each stage drew its own.) Same-document negatives
+pair a question with another paragraph of its own document that holds none of its answers — what a
+reader meets behind a retriever. Edited-question negatives (`--edited-negatives`) are SQuAD 2.0-style:
+the question is edited against its own paragraph (a name or number swapped for one the paragraph
+lacks, a word for its antonym, or a negation), so a close lexical match stops being an answer. SubjQA's `ANSWERNOTFOUND` rows are
 unanswerable examples; its answers with spaces around punctuation were re-aligned by
 whitespace-insensitive matching, and the rows whose "span" joins several separate phrases were
 skipped (counted above).
@@ -146,10 +149,12 @@ def export(checkpoint: Path, out: Path, scores: dict, hardware: str, wall: str, 
         f"| {i} | {st['steps']} × {st['batch_size']} | {st['learning_rate']} | {st['seed']} | "
         f"{'the packaged all-MiniLM-L6-v2' if i == 1 else f'stage {i - 1}'} |" for i, st in enumerate(stages, 1))
     rows = "\n".join(f"| `{name}` | {s['available']:,} | {s['used']:,} | {s['unanswerable']:,} | "
-                     f"{s['same_document_negatives']:,} | {s.get('unalignable_skipped', 0)} unalignable skipped |"
+                     f"{s['same_document_negatives']:,} | {s.get('edited_question_negatives', 0):,} | "
+                     f"{s.get('unalignable_skipped', 0)} unalignable skipped |"
                      for name, s in summary["sets"].items())
     command = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in args.items()
-                       if k in ("train_dir", "max_length", "batch_size", "learning_rate", "max_steps", "seed"))
+                       if k in ("train_dir", "max_length", "batch_size", "learning_rate", "max_steps", "seed",
+                                "edited_negatives") and v not in ("0.0", "None"))
     card = CARD.format(size_mb=(out / "model.safetensors").stat().st_size / 1e6, command=command, steps=steps,
                        stage_count=len(stages), stage_rows=stage_rows, seen=seen,
                        epochs=seen / summary["features"], features=summary["features"],
