@@ -197,12 +197,10 @@ def _swap_entity(question: str, context: str, entity_pool: list[str], rng: rando
         else:
             return None
     else:
-        for _ in range(10 if entity_pool else 0):
-            replacement = rng.choice(entity_pool)
-            if replacement.lower() not in lowered:
-                break
-        else:
+        absent = [name for name in entity_pool if name.lower() not in lowered]
+        if not absent:
             return None
+        replacement = rng.choice(absent)
     return question[:span.start()] + replacement + question[span.end():]
 
 
@@ -247,7 +245,7 @@ def perturbed_question_negatives(examples: list[QAExample], rate: float, rng: ra
         rng.shuffle(edits)
         for edit in edits:
             edited = edit()
-            if edited and edited != example.question:
+            if edited:
                 negatives.append(QAExample(example.qid + "-edited", edited, example.context, [], example.source))
                 break
     return negatives
@@ -287,6 +285,7 @@ def load_mix(train_dir: Path, mix=DEFAULT_MIX, seed: int = 42,
         if sample is not None and sample < len(examples):
             examples = rng.sample(examples, sample)
         negatives = negatives[: int(len(examples) * negative_rate)]
+        # Skipped at rate 0 so the random stream, and with it earlier stages' data, stays as it was.
         edited = perturbed_question_negatives(examples, edited_negative_rate, rng) if edited_negative_rate else []
         stats[pattern] = {"available": total, "used": len(examples), "unalignable_skipped": len(skipped),
                           "unanswerable": sum(not e.answerable for e in examples),
