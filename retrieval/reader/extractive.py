@@ -6,7 +6,12 @@ import json
 import os
 from pathlib import Path
 
-from retrieval.errors import BylineError
+os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+
+from haystack import component  # noqa: E402
+from haystack_integrations.components.readers.transformers import TransformersExtractiveReader  # noqa: E402
+
+from retrieval.errors import BylineError  # noqa: E402
 
 EXPECTED = ("a Hugging Face question-answering model folder (config.json with a *ForQuestionAnswering "
             "architecture, model weights and tokenizer files)")
@@ -37,15 +42,32 @@ def check_model_location(name: str) -> str:
     return name
 
 
+@component
+class NullRelativeExtractiveReader(TransformersExtractiveReader):
+    """Haystack's extractive reader, scoring each span against the model's own "no answer".
+
+    Haystack masks the [CLS] token out of the spans and scores a span by sigmoid(start + end logit)
+    alone, so a span's score ignores what the model says about the question being unanswerable.
+    Here a span scores sigmoid(calibration_factor * (span logit - [CLS] logit of its window)): the
+    SQuAD 2.0 null-score rule as a score, above 0.5 when the model prefers the span to "no answer"
+    in its window. Haystack's default factor (0.1) keeps scores apart; the raw difference saturates.
+    """
+
+    # The parent is named, not reached by super(): @component rebuilds the class.
+    def _postprocess(self, *, start, end, **kwargs):
+        null_half = ((start[:, 0] + end[:, 0]) / 2).unsqueeze(-1)  # [CLS] start + end, split over both
+        return TransformersExtractiveReader._postprocess(self, start=start - null_half, end=end - null_half,
+                                                         **kwargs)
+
+
 def load_reader(name: str, *, max_seq_length: int = 384, stride: int = 128, top_k: int = 10):
-    """A warm haystack `TransformersExtractiveReader` for `name` (folder or hub id)."""
+    """A warm `NullRelativeExtractiveReader` for `name` (folder or hub id)."""
     from haystack.utils import ComponentDevice
-    from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
 
     location = check_model_location(name)
     # fp32 on the CPU: the shipped weights are fp16 to stay small, and fp16/bf16 matmuls without
     # AVX-512 are many times slower here.
-    reader = TransformersExtractiveReader(model=location, top_k=top_k, max_seq_length=max_seq_length,
+    reader = NullRelativeExtractiveReader(model=location, top_k=top_k, max_seq_length=max_seq_length,
                                           stride=stride, no_answer=False,
                                           device=ComponentDevice.from_str("cpu"),
                                           model_kwargs={"dtype": "float32"})

@@ -73,6 +73,25 @@ def test_says_no_answer_when_the_paragraph_cannot_answer(reader):
     assert unanswerable.score < threshold <= answerable.score
 
 
+def test_span_score_is_relative_to_the_models_own_no_answer_score(reader):
+    """score = sigmoid(0.1 * (start + end logit of the span - start + end logit of [CLS]))."""
+    import torch
+
+    question = "Who led the repair work?"
+    answer = reader.run(query=question, documents=[Document(content=PARAGRAPH)], top_k=1)["answers"][0]
+    encoded = reader.tokenizer(question, PARAGRAPH, return_tensors="pt", return_offsets_mapping=True)
+    offsets = encoded.pop("offset_mapping")[0].tolist()
+    with torch.no_grad():
+        output = reader.model(**encoded)
+    first = next(i for i, (s, e) in enumerate(offsets) if encoded.sequence_ids(0)[i] == 1
+                 and s == answer.document_offset.start)
+    last = next(i for i, (s, e) in enumerate(offsets) if encoded.sequence_ids(0)[i] == 1
+                and e == answer.document_offset.end)
+    span = output.start_logits[0, first] + output.end_logits[0, last]
+    null = output.start_logits[0, 0] + output.end_logits[0, 0]
+    assert answer.score == pytest.approx(float(torch.sigmoid(0.1 * (span - null))), abs=1e-4)
+
+
 def test_missing_path_is_one_clear_error(tmp_path):
     with pytest.raises(BylineError, match=f"reader model '{tmp_path / 'nope'}' does not exist; expected a Hugging Face"):
         load_reader(str(tmp_path / "nope"))
