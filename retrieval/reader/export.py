@@ -74,8 +74,8 @@ Comprehension"); QAMR (Michael et al., 2018; MIT).
 
 ## Results
 Reader-only (each question's own paragraph is the only document), official SQuAD EM/F1,
-measured with `byline eval --squad FILE --json`; no-answer decided by the configured threshold
-({threshold}) on the reader's span score.
+measured with `byline eval --squad FILE --json`; no answer when the best span's score, sigmoid(0.1 ×
+(span logit − `[CLS]` logit of its window)), is under the threshold ({threshold}), as in Byline.
 
 {results}
 
@@ -84,8 +84,9 @@ measured with `byline eval --squad FILE --json`; no-answer decided by the config
 
 ## Limitations
 Trained on a small CPU budget; it trails the published readers above by a wide margin. It is
-uncased and English-only, and its answer scores are Haystack's sigmoid-calibrated span scores, not
-probabilities; Byline's no-answer threshold is tuned on its own gold set (`byline eval --tune`).
+uncased and English-only. Byline scores its spans against its `[CLS]` "no answer" logit
+(`NullRelativeExtractiveReader`); the scores rank answers but are not probabilities. The no-answer
+threshold is tuned on Byline's own gold set (`byline eval --tune`), never on the benchmark.
 """
 
 REFERENCES = ("Published references: distilbert-base-cased-distilled-squad v1.1 dev F1 87.1; "
