@@ -73,7 +73,8 @@ class BylinePipeline:
                                                                 top_k=retrieval["dense_top_k"]))
         pipeline.add_component("bm25", BM25ChunkRetriever(index, top_k=retrieval["bm25_top_k"]))
         pipeline.add_component("fuse", DocumentJoiner(join_mode="reciprocal_rank_fusion"))
-        pipeline.add_component("collapse_copies", CollapseSyndicatedCopies(top_k=retrieval["top_k"]))
+        pipeline.add_component("collapse_copies", CollapseSyndicatedCopies(top_k=retrieval["top_k"],
+                                                                       max_per_article=retrieval["max_chunks_per_article"]))
         pipeline.add_component("focus", SentenceFocuser(index, retrieval["focus_sentences"],
                                                         retrieval["focus_neighbours"]))
         pipeline.add_component("read", self.reader)

@@ -62,18 +62,23 @@ def _scored_copy(chunk: Document, score: float) -> Document:
 class CollapseSyndicatedCopies:
     """Keep the best-ranked chunk of each group of near-duplicate chunks; note the copies."""
 
-    def __init__(self, top_k: int) -> None:
+    def __init__(self, top_k: int, max_per_article: int = 0) -> None:
         self.top_k = top_k
+        self.max_per_article = max_per_article  # 0: no limit
 
     @component.output_types(documents=list[Document])
     def run(self, documents: list[Document]) -> dict:
         kept: list[Document] = []
         by_group: dict[str, Document] = {}
+        per_article: Counter = Counter()
         for document in documents:
             group = document.meta.get("duplicate_of") or document.id
             if group in by_group:
                 by_group[group].meta.setdefault("copies", []).append(document.meta["doc_id"])
                 continue
+            if self.max_per_article and per_article[document.meta["doc_id"]] >= self.max_per_article:
+                continue
+            per_article[document.meta["doc_id"]] += 1
             document.meta["copies"] = []
             by_group[group] = document
             kept.append(document)
