@@ -9,13 +9,10 @@ import os
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
-from retrieval.errors import BylineError  # noqa: E402
+from retrieval.errors import BylineError  # noqa: E402  (the package sets the offline defaults)
 
 logger = logging.getLogger("byline")
 

@@ -7,25 +7,20 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+import numpy as np
+from haystack import Pipeline
+from haystack.components.joiners import DocumentJoiner
+from haystack_integrations.components.retrievers.faiss import FAISSEmbeddingRetriever
 
-import numpy as np  # noqa: E402
-from haystack import Pipeline  # noqa: E402
-from haystack.components.joiners import DocumentJoiner  # noqa: E402
-from haystack_integrations.components.retrievers.faiss import FAISSEmbeddingRetriever  # noqa: E402
-
-from retrieval.answer import AnswerResult  # noqa: E402
-from retrieval.errors import BylineError  # noqa: E402
-from retrieval.index.store import ArticleIndex, IndexLocation, IngestReport, StaleIndexFormat  # noqa: E402
-from retrieval.ingest.loaders import load_paths  # noqa: E402
-from retrieval.retriever.components import (AnswerAssembler, BM25ChunkRetriever, CollapseSyndicatedCopies,  # noqa: E402
+from retrieval.answer import AnswerResult
+from retrieval.errors import BylineError
+from retrieval.index.store import ArticleIndex, IndexLocation, IngestReport, StaleIndexFormat
+from retrieval.ingest.loaders import load_paths
+from retrieval.retriever.components import (AnswerAssembler, BM25ChunkRetriever, CollapseSyndicatedCopies,
                                             SentenceFocuser)
 
 logger = logging.getLogger(__name__)

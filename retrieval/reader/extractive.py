@@ -6,12 +6,10 @@ import json
 import os
 from pathlib import Path
 
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
+from haystack import component
+from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
 
-from haystack import component  # noqa: E402
-from haystack_integrations.components.readers.transformers import TransformersExtractiveReader  # noqa: E402
-
-from retrieval.errors import BylineError  # noqa: E402
+from retrieval.errors import BylineError
 
 EXPECTED = ("a Hugging Face question-answering model folder (config.json with a *ForQuestionAnswering "
             "architecture, model weights and tokenizer files)")

@@ -18,10 +18,7 @@ import random
 import sys
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
-
-from retrieval.reader.training_data import QAExample, TrainingDataError, load_mix  # noqa: E402
+from retrieval.reader.training_data import QAExample, TrainingDataError, load_mix
 
 
 def prepare_features(examples: list[QAExample], tokenizer, max_length: int, doc_stride: int,
