@@ -251,47 +251,124 @@ def perturbed_question_negatives(examples: list[QAExample], rate: float, rng: ra
     return negatives
 
 
-# (relative path, loader, sample size or None for all, same-document negative rate)
-DEFAULT_MIX: list[tuple[str, str, int | None, float]] = [
-    ("squadshifts/new_wiki.json", "squad", None, 0.25),
-    ("squadshifts/reddit.json", "squad", 4000, 0.1),
-    ("squadshifts/amazon_reviews.json", "squad", 4000, 0.15),
-    ("policyqa/dev.json", "squad", 1500, 0.1),
-    ("policyqa/test.json", "squad", 1500, 0.1),
-    ("covidqa/covid-qa.json", "squad", 1380, 0.0),
-    ("subjqa/*-train.csv", "subjqa", 5000, 0.0),
-    ("qamr/qamr.json", "squad", 14000, 0.0),
+@dataclass(frozen=True)
+class MixEntry:
+    """One training set of the mix and how much of it, and of its negatives, to use."""
+    path: str                           # glob under the training folder
+    loader: str = "squad"               # "squad" or "subjqa"
+    sample: int | None = None           # examples drawn from it (None: all)
+    same_document_negatives: float = 0.0
+    edited_negatives: float = 0.0       # share of its answerable questions edited into unanswerables
+    sentence_windows: float = 0.0       # share of its examples cut to a window of a few sentences
+
+
+def held_out_documents(examples: list[QAExample], every_nth: int) -> set[str]:
+    """Every n-th document (by first appearance) of a set: kept out of training, for tuning and
+    in-training evaluation. Deterministic, so every run holds out the same documents."""
+    sources = list(dict.fromkeys(e.source for e in examples))
+    return set(sources[::every_nth]) if every_nth else set()
+
+
+def _sentence_spans(context: str) -> list[tuple[int, int]]:
+    from retrieval.ingest.chunking import split_sentences
+
+    return [(s.start, s.end) for s in split_sentences("", context)]
+
+
+def sentence_window_views(examples: list[QAExample], rate: float, rng: random.Random) -> list[QAExample]:
+    """Cut a share of the examples to what Byline's reader is given: a focus sentence and up to two
+    sentences either side, instead of a whole paragraph.
+
+    An answerable example keeps the sentence that holds its answer; an unanswerable one keeps a
+    random sentence. Examples whose answer crosses a sentence boundary stay whole.
+    """
+    spans_by_context: dict[str, list[tuple[int, int]]] = {}
+    out = []
+    for example in examples:
+        if rate <= 0 or rng.random() >= rate:
+            out.append(example)
+            continue
+        spans = spans_by_context.get(example.context)
+        if spans is None:
+            spans = spans_by_context[example.context] = _sentence_spans(example.context)
+        if len(spans) < 3:
+            out.append(example)
+            continue
+        if example.answerable:
+            text, start = example.answers[0]
+            centre = next((i for i, (a, b) in enumerate(spans) if a <= start and start + len(text) <= b), None)
+            if centre is None:
+                out.append(example)
+                continue
+        else:
+            centre = rng.randrange(len(spans))
+        first = max(0, centre - rng.randint(0, 2))
+        last = min(len(spans) - 1, centre + rng.randint(0, 2))
+        window_start, window_end = spans[first][0], spans[last][1]
+        window = example.context[window_start:window_end]
+        answers = [(t, a - window_start) for t, a in example.answers
+                   if window_start <= a and a + len(t) <= window_end]
+        if example.answerable and not answers:
+            out.append(example)
+            continue
+        out.append(QAExample(example.qid + "-window", example.question, window, answers, example.source))
+    return out
+
+
+# The mix of the last stage-by-stage runs (stages 1-5); the campaign's mix is in config/reader-campaign.yaml.
+DEFAULT_MIX: list[MixEntry] = [
+    MixEntry("squadshifts/new_wiki.json", sample=None, same_document_negatives=0.25),
+    MixEntry("squadshifts/reddit.json", sample=4000, same_document_negatives=0.1),
+    MixEntry("squadshifts/amazon_reviews.json", sample=4000, same_document_negatives=0.15),
+    MixEntry("policyqa/dev.json", sample=1500, same_document_negatives=0.1),
+    MixEntry("policyqa/test.json", sample=1500, same_document_negatives=0.1),
+    MixEntry("covidqa/covid-qa.json", sample=1380),
+    MixEntry("subjqa/*-train.csv", loader="subjqa", sample=5000),
+    MixEntry("qamr/qamr.json", sample=14000),
 ]
 
 
-def load_mix(train_dir: Path, mix=DEFAULT_MIX, seed: int = 42,
-             edited_negative_rate: float = 0.0) -> tuple[list[QAExample], dict[str, dict]]:
-    """Load every set of the mix, sample it, add same-document (and, when asked, edited-question)
-    negatives; returns (examples, stats)."""
+def load_set(train_dir: Path, entry: MixEntry) -> tuple[list[QAExample], int]:
+    """All examples of one set of the mix, and how many rows could not be aligned."""
+    paths = sorted(train_dir.glob(entry.path))
+    if not paths:
+        raise TrainingDataError(f"{train_dir / entry.path}: no such training file")
+    loader = load_subjqa_csv if entry.loader == "subjqa" else load_squad_file
+    examples: list[QAExample] = []
+    skipped: list[str] = []
+    for path in paths:
+        examples.extend(loader(path, entry.path, skipped))
+    return examples, len(skipped)
+
+
+def load_mix(train_dir: Path, mix: list[MixEntry] = DEFAULT_MIX, seed: int = 42,
+             held_out: dict[str, set[str]] | None = None) -> tuple[list[QAExample], dict[str, dict]]:
+    """Load every set of the mix, sample it, add its negatives and sentence-window views;
+    returns (examples, stats). `held_out` maps a set's path to documents left out of training."""
     rng = random.Random(seed)
     chosen: list[QAExample] = []
     stats: dict[str, dict] = {}
-    for pattern, kind, sample, negative_rate in mix:
-        paths = sorted(train_dir.glob(pattern))
-        if not paths:
-            raise TrainingDataError(f"{train_dir / pattern}: no such training file")
-        examples: list[QAExample] = []
-        skipped: list[str] = []
-        for path in paths:
-            loader = load_subjqa_csv if kind == "subjqa" else load_squad_file
-            examples.extend(loader(path, pattern, skipped))
-        negatives = same_document_negatives(examples, negative_rate, rng)
+    for entry in mix:
+        examples, skipped = load_set(train_dir, entry)
         total = len(examples)
-        if sample is not None and sample < len(examples):
-            examples = rng.sample(examples, sample)
-        negatives = negatives[: int(len(examples) * negative_rate)]
-        # Skipped at rate 0 so the random stream, and with it earlier stages' data, stays as it was.
-        edited = perturbed_question_negatives(examples, edited_negative_rate, rng) if edited_negative_rate else []
-        stats[pattern] = {"available": total, "used": len(examples), "unalignable_skipped": len(skipped),
-                          "unanswerable": sum(not e.answerable for e in examples),
-                          "same_document_negatives": len(negatives), "edited_question_negatives": len(edited)}
-        chosen.extend(examples)
-        chosen.extend(negatives)
-        chosen.extend(edited)
+        excluded = (held_out or {}).get(entry.path, set())
+        examples = [e for e in examples if e.source not in excluded]
+        held = total - len(examples)
+        negatives = same_document_negatives(examples, entry.same_document_negatives, rng)
+        if entry.sample is not None and entry.sample < len(examples):
+            examples = rng.sample(examples, entry.sample)
+        negatives = negatives[: int(len(examples) * entry.same_document_negatives)]
+        # Skipped at rate 0 so the random stream, and with it earlier runs' data, stays as it was.
+        edited = (perturbed_question_negatives(examples, entry.edited_negatives, rng)
+                  if entry.edited_negatives else [])
+        used = examples + negatives + edited
+        if entry.sentence_windows:
+            used = sentence_window_views(used, entry.sentence_windows, rng)
+        stats[entry.path] = {"available": total, "held_out": held,
+                             "used": len(examples), "unalignable_skipped": skipped,
+                             "unanswerable": sum(not e.answerable for e in examples),
+                             "same_document_negatives": len(negatives), "edited_question_negatives": len(edited),
+                             "sentence_windows": sum(e.qid.endswith("-window") for e in used)}
+        chosen.extend(used)
     rng.shuffle(chosen)
     return chosen, stats

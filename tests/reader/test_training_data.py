@@ -51,7 +51,11 @@ def test_subjqa_row_with_malformed_indices_names_its_line(tmp_path):
 
 
 def test_training_refuses_the_benchmark_folder(tmp_path, capsys):
-    assert train.main(["--train-dir", str(tmp_path / "qa-data" / "benchmark"), "--dry-run"]) == 2
+    campaign = tmp_path / "config" / "campaign.yaml"
+    campaign.parent.mkdir()
+    campaign.write_text(f"name: x\ninit_from: models/byline-reader\ntrain_dir: {tmp_path / 'qa-data' / 'benchmark'}\n"
+                        "mix: []\nfeatures: {}\nschedule: {}\n")
+    assert train.main(["--campaign", str(campaign), "--runs-dir", str(tmp_path / "runs"), "--dry-run"]) == 2
     assert "benchmark" in capsys.readouterr().err
 
 
