@@ -135,7 +135,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         reader_config = _config(args)["reader"]
         return load_configured_reader(reader_config), reader_config["no_answer_threshold"]
 
-    return eval_main(args.eval_args, lambda: _pipeline(args), reader_and_threshold)
+    return eval_main(args.eval_args, lambda: _pipeline(args), reader_and_threshold, config=_config(args))
 
 
 def cmd_slack(args: argparse.Namespace) -> int:

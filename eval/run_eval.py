@@ -223,7 +223,11 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tune", action="store_true",
                         help="choose the no-answer threshold on half the gold set, report the other half")
     parser.add_argument("--squad", type=Path, metavar="FILE", help="reader-only benchmark on a SQuAD JSON file")
-    parser.add_argument("--limit", type=int, metavar="N", help="with --squad: N questions spread over the file")
+    parser.add_argument("--open", type=Path, metavar="FILE",
+                        help="end-to-end over a SQuAD file's articles ingested as one collection, with a loss budget")
+    parser.add_argument("--stock", action="store_true",
+                        help="with --open: also run the stock Haystack pipeline on the same collection and reader")
+    parser.add_argument("--limit", type=int, metavar="N", help="with --squad/--open: N questions spread over the file")
     return parser
 
 
@@ -247,6 +251,20 @@ def _run_squad(args, reader_factory) -> int:
     return 0
 
 
+def _run_open(args, config: dict) -> int:
+    from eval.open_collection import print_summary, run_open
+
+    if args.limit is not None and args.limit < 1:
+        raise UsageError("--limit must be a positive number")
+    summary, _ = run_open(args.open, config, args.limit, with_stock=args.stock)
+    if args.json:
+        print_summary(summary, out=sys.stderr)
+        print(json.dumps(_finite(summary)))
+    else:
+        print_summary(summary)
+    return 0
+
+
 def _run_tune(args, pipeline, items) -> int:
     tuned = tune_threshold(pipeline, items)
     if args.json:
@@ -262,7 +280,7 @@ def _run_tune(args, pipeline, items) -> int:
 
 
 def main(argv: list[str], pipeline_factory: Callable[[], object],
-         reader_factory: Callable[[], tuple[object, float]] | None = None) -> int:
+         reader_factory: Callable[[], tuple[object, float]] | None = None, config: dict | None = None) -> int:
     """`reader_factory` gives --squad its (reader, no-answer threshold) without building an index;
     by default they come from the pipeline."""
     if reader_factory is None:
@@ -276,8 +294,16 @@ def main(argv: list[str], pipeline_factory: Callable[[], object],
             if args.tune or args.check or args.report or args.gold:
                 raise UsageError("--squad cannot be combined with --gold, --tune, --check or --report")
             return _run_squad(args, reader_factory)
+        if args.open:
+            if args.tune or args.check or args.report or args.gold:
+                raise UsageError("--open cannot be combined with --gold, --tune, --check or --report")
+            if config is None:
+                raise UsageError("--open needs the configuration")
+            return _run_open(args, config)
+        if args.stock:
+            raise UsageError("--stock only applies to --open")
         if args.limit is not None:
-            raise UsageError("--limit only applies to --squad")
+            raise UsageError("--limit only applies to --squad and --open")
         if args.tune and (args.check or args.report):
             raise UsageError("--tune cannot be combined with --check or --report")
         items = load_gold(args.gold) if args.gold else None  # an explicit file is checked before models load

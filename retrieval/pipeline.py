@@ -182,6 +182,20 @@ class BylinePipeline:
         result.latency_ms = (time.perf_counter() - started) * 1000
         return result
 
+    def trace(self, question: str) -> dict:
+        """One question's answer with what led to it, for evaluation: the retrieved chunks, the
+        reader's input passages, and the best span before the no-answer threshold."""
+        question = self.check_question(question)
+        started = time.perf_counter()
+        outputs = self._run(question, include_outputs_from={"collapse_copies", "focus", "read"})
+        result: AnswerResult = outputs["assemble"]["result"]
+        result.latency_ms = (time.perf_counter() - started) * 1000
+        answers = [a for a in outputs["read"]["answers"] if a.data]
+        best = max(answers, key=lambda a: a.score, default=None)
+        return {"result": result, "retrieved": outputs["collapse_copies"]["documents"],
+                "passages": outputs["focus"]["passages"], "best_span": best.data if best else None,
+                "best_score": outputs["assemble"]["best_score"]}
+
     def retrieve(self, question: str) -> list[str]:
         """Article ids in fused rank order (after collapsing syndicated copies), for evaluation.
 

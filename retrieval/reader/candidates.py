@@ -1,0 +1,170 @@
+"""Turn a training run's checkpoints into a reader candidate, and judge it by the ship rule.
+
+    python -m retrieval.reader.candidates average --run reader-campaign-1 --last 4 --out build/candidate
+    python -m retrieval.reader.candidates tune --model build/candidate --campaign config/reader-campaign.yaml
+    python -m retrieval.reader.candidates check --model build/candidate --threshold 0.55 [--limit N]
+
+`average` averages the weights of the run's last N checkpoint snapshots (a free gain when it pays;
+`--last 1` takes the newest as it is). `tune` chooses the no-answer threshold on the campaign's
+held-out training documents (their questions, and edited unanswerable copies of them, read by the
+serving reader's span-against-[CLS] score), never on the SQuAD dev sets. `check` measures the
+full dev sets reader-only and the gold set end to end, each through `byline`, and prints the ship
+rule's verdict against the shipped reader's figures in models/byline-reader/training.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+from retrieval.config import REPO_ROOT
+
+SHIPPED = REPO_ROOT / "models" / "byline-reader"
+BENCHMARK = REPO_ROOT.parent / "shared" / "qa-data" / "benchmark"
+
+
+def average_snapshots(run_dir: Path, last: int, out: Path) -> list[str]:
+    """Write a model folder whose weights are the mean of the run's last `last` snapshots."""
+    import shutil
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    snapshots = sorted((run_dir / "snapshots").glob("step-*.safetensors"))[-last:]
+    if not snapshots:
+        raise SystemExit(f"error: {run_dir} has no checkpoint snapshots yet")
+    total = None
+    for snapshot in snapshots:
+        weights = load_file(str(snapshot))
+        if total is None:
+            total = {k: v.to(torch.float64) for k, v in weights.items()}
+        else:
+            for k, v in weights.items():
+                total[k] += v.to(torch.float64)
+    averaged = {k: (v / len(snapshots)).to(torch.float32).contiguous() for k, v in total.items()}
+    out.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        source = run_dir / "init" / name
+        if source.exists():
+            shutil.copyfile(source, out / name)
+    save_file(averaged, str(out / "model.safetensors"), metadata={"format": "pt"})
+    (out / "averaged_from.json").write_text(json.dumps({"run": str(run_dir), "snapshots": [s.name for s in snapshots]}))
+    return [s.name for s in snapshots]
+
+
+def held_out_tuning_set(campaign: dict) -> list[tuple[str, str, list[str]]]:
+    """(question, paragraph, answers) for every held-out question, plus edited unanswerable copies of
+    half of them (answers empty)."""
+    from retrieval.reader.training_data import MixEntry, held_out_documents, load_set, perturbed_question_negatives
+
+    spec = campaign["held_out"]
+    examples, _ = load_set(Path(campaign["train_dir"]), MixEntry(spec["set"]))
+    documents = held_out_documents(examples, int(spec["every_nth_document"]))
+    answerable = [e for e in examples if e.source in documents and e.answerable]
+    negatives = perturbed_question_negatives(answerable, 0.8, random.Random(1))
+    return ([(e.question, e.context, [t for t, _ in e.answers]) for e in answerable]
+            + [(e.question, e.context, []) for e in negatives])
+
+
+def tune_threshold(model: Path, campaign: dict) -> dict:
+    from eval.metrics import mean, score_prediction
+    from eval.squad_benchmark import best_span
+    from retrieval.reader.extractive import load_reader
+
+    reader = load_reader(str(model))
+    rows = []
+    for question, context, answers in held_out_tuning_set(campaign):
+        text, score = best_span(reader, question, context)
+        rows.append((score, score_prediction(text, answers)[1], 1.0 if not answers else 0.0))
+    candidates = sorted({round(score, 3) for score, _, _ in rows})
+
+    def f1_at(threshold):
+        return mean(no_answer if score < threshold else f1 for score, f1, no_answer in rows)
+
+    scored = [(f1_at(t), t) for t in candidates]
+    best = max(f1 for f1, _ in scored)
+    plateau = [t for f1, t in scored if f1 >= best - 1e-9]
+    chosen = plateau[len(plateau) // 2]
+    return {"threshold": chosen, "held_out_f1": round(100 * best, 2), "questions": len(rows),
+            "unanswerable": int(sum(r[2] for r in rows)), "f1_at_0.5": round(100 * f1_at(0.5), 2)}
+
+
+def _byline(*args: str) -> dict:
+    command = [str(REPO_ROOT / ".venv" / "bin" / "byline"), *args]
+    output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=REPO_ROOT).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def check(model: Path, threshold: float, limit: int | None, data_dir: Path) -> dict:
+    settings = ["--set", f"reader.model={model.resolve()}", "--set", f"reader.no_answer_threshold={threshold}"]
+    limited = ["--limit", str(limit)] if limit else []
+    figures = {}
+    for name in ("squad-dev-v1.1", "squad-dev-v2.0"):
+        figures[name] = _byline(*settings, "eval", "--squad", str(BENCHMARK / f"{name}.json"), *limited, "--json")
+    gold = _byline(*settings, "--data-dir", str(data_dir), "eval", "--json")["summary"]
+    figures["gold"] = {k: gold[k] for k in ("f1", "exact", "no_answer_accuracy", "citation_precision", "recall@5")}
+    return figures
+
+
+def verdict(candidate: dict, shipped: dict) -> tuple[bool, list[str]]:
+    """The ship rule: v1.1 F1 + v2.0 F1 higher; gold F1 and no-answer accuracy each at most 0.01 lower."""
+    reasons = []
+    squad_sum = candidate["squad-dev-v1.1"]["f1"] + candidate["squad-dev-v2.0"]["f1"]
+    shipped_sum = shipped["squad-dev-v1.1"]["f1"] + shipped["squad-dev-v2.0"]["f1"]
+    ok = squad_sum > shipped_sum
+    reasons.append(f"v1.1 + v2.0 F1 {squad_sum:.1f} vs shipped {shipped_sum:.1f}: {'higher' if ok else 'NOT higher'}")
+    for key in ("f1", "no_answer_accuracy"):
+        new, old = candidate["gold"][key], shipped["gold"][key]
+        passes = new >= old - 0.01
+        ok &= passes
+        reasons.append(f"gold {key} {new:.3f} vs shipped {old:.3f}: {'within 0.01' if passes else 'more than 0.01 lower'}")
+    return ok, reasons
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    average = commands.add_parser("average")
+    average.add_argument("--run", required=True, help="a run name or folder")
+    average.add_argument("--runs-dir", type=Path)
+    average.add_argument("--last", type=int, default=4)
+    average.add_argument("--out", type=Path, required=True)
+    tune = commands.add_parser("tune")
+    tune.add_argument("--model", type=Path, required=True)
+    tune.add_argument("--campaign", type=Path, default=REPO_ROOT / "config" / "reader-campaign.yaml")
+    checking = commands.add_parser("check")
+    checking.add_argument("--model", type=Path, required=True)
+    checking.add_argument("--threshold", type=float, required=True)
+    checking.add_argument("--limit", type=int, help="dev-set spread samples of N (the ship rule needs the full sets)")
+    checking.add_argument("--data-dir", type=Path, default=REPO_ROOT / "build" / "candidate-data")
+    checking.add_argument("--out", type=Path, help="write the figures here as JSON")
+    args = parser.parse_args(argv)
+
+    from retrieval.reader.train import default_runs_dir, load_campaign, resolve_run
+
+    if args.command == "average":
+        run_dir = resolve_run((args.runs_dir or default_runs_dir()).expanduser(), args.run)
+        print(json.dumps({"averaged": average_snapshots(run_dir, args.last, args.out), "out": str(args.out)}))
+    elif args.command == "tune":
+        print(json.dumps(tune_threshold(args.model, load_campaign(args.campaign))))
+    else:
+        figures = check(args.model, args.threshold, args.limit, args.data_dir)
+        if args.out:
+            args.out.write_text(json.dumps(figures, indent=2))
+        print(json.dumps(figures))
+        record = json.loads((SHIPPED / "training.json").read_text()) if (SHIPPED / "training.json").exists() else {}
+        if record.get("figures") and not args.limit:
+            ok, reasons = verdict(figures, record["figures"])
+            print("\n".join(reasons))
+            print("SHIP" if ok else "KEEP the shipped reader")
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    sys.exit(main())
