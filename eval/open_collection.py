@@ -210,7 +210,7 @@ def run_stock_peer(articles: list[dict], questions: list[OpenQuestion], v2: bool
     from haystack.document_stores.in_memory import InMemoryDocumentStore
     from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
 
-    from retrieval.reader.extractive import _pass_segment_ids
+    from retrieval.reader.extractive import pass_segment_ids
 
     store = InMemoryDocumentStore()
     splitter = DocumentSplitter(split_by="word", split_length=200, split_overlap=0)
@@ -220,7 +220,7 @@ def run_stock_peer(articles: list[dict], questions: list[OpenQuestion], v2: bool
                                                 max_seq_length=384, stride=128,
                                                 model_kwargs={"dtype": "float32"})
     stock_reader.warm_up()
-    _pass_segment_ids(stock_reader)  # the same model, given the segment ids it was trained with
+    pass_segment_ids(stock_reader)  # the same model, given the segment ids it was trained with
     pipeline = Pipeline()
     pipeline.add_component("retriever", InMemoryBM25Retriever(document_store=store, top_k=10))
     pipeline.add_component("reader", stock_reader)

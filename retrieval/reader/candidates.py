@@ -73,14 +73,12 @@ def held_out_tuning_set(campaign: dict) -> list[tuple[str, str, list[str]]]:
 
 def tune_threshold(model: Path, campaign: dict) -> dict:
     from eval.metrics import mean, score_prediction
-    from eval.squad_benchmark import best_span
     from retrieval.reader.extractive import load_reader
 
     reader = load_reader(str(model))
-    rows = []
-    for question, context, answers in held_out_tuning_set(campaign):
-        text, score = best_span(reader, question, context)
-        rows.append((score, score_prediction(text, answers)[1], 1.0 if not answers else 0.0))
+    questions, contexts, answer_lists = zip(*held_out_tuning_set(campaign))
+    rows = [(score, score_prediction(text, answers)[1], 1.0 if not answers else 0.0)
+            for (text, score), answers in zip(reader.best_spans(list(questions), list(contexts)), answer_lists)]
     candidates = sorted({round(score, 3) for score, _, _ in rows})
 
     def f1_at(threshold):

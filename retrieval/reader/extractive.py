@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path
 
-from haystack import component
+from haystack import Document, component
+from haystack.dataclasses import ExtractedAnswer
 from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
 
 from retrieval.errors import BylineError
+from retrieval.reader.spans import best_spans, find_spans
 
 EXPECTED = ("a Hugging Face question-answering model folder (config.json with a *ForQuestionAnswering "
             "architecture, model weights and tokenizer files)")
@@ -42,23 +45,64 @@ def check_model_location(name: str) -> str:
 
 @component
 class NullRelativeExtractiveReader(TransformersExtractiveReader):
-    """Haystack's extractive reader, scoring each span against the model's own "no answer".
+    """Haystack's extractive reader, scoring each span against the model's own "no answer", batched.
 
     Haystack masks the [CLS] token out of the spans and scores a span by sigmoid(start + end logit)
     alone, so a span's score ignores what the model says about the question being unanswerable.
     Here a span scores sigmoid(calibration_factor * (span logit - [CLS] logit of its window)): the
     SQuAD 2.0 null-score rule as a score, above 0.5 when the model prefers the span to "no answer"
     in its window. Haystack's default factor (0.1) keeps scores apart; the raw difference saturates.
+
+    The span search is `retrieval.reader.spans`: windows in length-sorted padded batches with their
+    segment ids, and every window's spans (up to `max_answer_tokens` long) scored as one matrix,
+    instead of Haystack's per-candidate Python loop. Loading, answer type and de-duplication of
+    overlapping spans are Haystack's.
     """
 
-    # The parent is named, not reached by super(): @component rebuilds the class.
-    def _postprocess(self, *, start, end, **kwargs):
-        null_half = ((start[:, 0] + end[:, 0]) / 2).unsqueeze(-1)  # [CLS] start + end, split over both
-        return TransformersExtractiveReader._postprocess(self, start=start - null_half, end=end - null_half,
-                                                         **kwargs)
+    def __init__(self, *, max_answer_tokens: int = 48, **kwargs) -> None:
+        # The parent is named, not reached by super(): @component rebuilds the class.
+        TransformersExtractiveReader.__init__(self, **kwargs)
+        self.max_answer_tokens = max_answer_tokens
+
+    @component.output_types(answers=list[ExtractedAnswer])
+    def run(self, query: str, documents: list[Document], top_k: int | None = None,
+            score_threshold: float | None = None, max_seq_length: int | None = None, stride: int | None = None,
+            max_batch_size: int | None = None, answers_per_seq: int | None = None, no_answer: bool | None = None,
+            overlap_threshold: float | None = None) -> dict:
+        self.warm_up()
+        documents = [d for d in documents if d.content]
+        if not documents:
+            return {"answers": []}
+        found = find_spans(self.model, self.tokenizer, [query] * len(documents), [d.content for d in documents],
+                           max_length=max_seq_length or self.max_seq_length, stride=stride or self.stride,
+                           max_answer_tokens=self.max_answer_tokens,
+                           per_window=answers_per_seq or self.answers_per_seq or 20)
+        answers = [ExtractedAnswer(query=query, score=self.span_score(span.value), data=document.content[span.start:span.end],
+                                   document=document, document_offset=ExtractedAnswer.Span(span.start, span.end), meta={})
+                   for document, spans in zip(documents, found) for span in spans]
+        answers.sort(key=lambda a: a.score, reverse=True)
+        threshold = score_threshold if score_threshold is not None else self.score_threshold
+        if threshold is not None:
+            answers = [a for a in answers if a.score >= threshold]
+        if answers:
+            answers = self.deduplicate_by_overlap(answers, overlap_threshold or self.overlap_threshold)
+        return {"answers": answers[:top_k or self.top_k]}
+
+    def span_score(self, value: float) -> float:
+        """A span's score from its margin over the window's [CLS] logit."""
+        return 1.0 / (1.0 + math.exp(-self.calibration_factor * value))
+
+    def best_spans(self, questions: list[str], passages: list[str]) -> list[tuple[str | None, float]]:
+        """Each (question, passage) pair's best span and its score, many pairs per forward pass."""
+        self.warm_up()
+        found = best_spans(self.model, self.tokenizer, questions, passages, max_length=self.max_seq_length,
+                           stride=self.stride, max_answer_tokens=self.max_answer_tokens)
+        return [(passage[s.start:s.end], self.span_score(s.value)) if s else (None, 0.0)
+                for passage, s in zip(passages, found)]
 
 
-def load_reader(name: str, *, max_seq_length: int = 384, stride: int = 128, top_k: int = 10):
+def load_reader(name: str, *, max_seq_length: int = 384, stride: int = 128, top_k: int = 10,
+                max_answer_tokens: int = 48):
     """A warm `NullRelativeExtractiveReader` for `name` (folder or hub id)."""
     from haystack.utils import ComponentDevice
 
@@ -66,7 +110,7 @@ def load_reader(name: str, *, max_seq_length: int = 384, stride: int = 128, top_
     # fp32 on the CPU: the shipped weights are fp16 to stay small, and fp16/bf16 matmuls without
     # AVX-512 are many times slower here.
     reader = NullRelativeExtractiveReader(model=location, top_k=top_k, max_seq_length=max_seq_length,
-                                          stride=stride, no_answer=False,
+                                          stride=stride, no_answer=False, max_answer_tokens=max_answer_tokens,
                                           device=ComponentDevice.from_str("cpu"),
                                           model_kwargs={"dtype": "float32"})
     try:
@@ -74,21 +118,22 @@ def load_reader(name: str, *, max_seq_length: int = 384, stride: int = 128, top_
     except Exception as exc:  # hub/network/format errors surface in many types; name the model once
         hint = " (offline: HF_HUB_OFFLINE=1 allows only cached or local models)" if os.environ.get("HF_HUB_OFFLINE") else ""
         raise BylineError(f"cannot load reader model '{name}'{hint}: {str(exc).splitlines()[0][:200]}") from exc
-    _pass_segment_ids(reader)
     return reader
 
 
 def load_configured_reader(reader_config: dict):
     """The reader that config's `reader` section names, with its window settings."""
     return load_reader(reader_config["model"], max_seq_length=reader_config["max_seq_length"],
-                       stride=reader_config["stride"], top_k=reader_config["top_k"])
+                       stride=reader_config["stride"], top_k=reader_config["top_k"],
+                       max_answer_tokens=reader_config["max_answer_tokens"])
 
 
-def _pass_segment_ids(reader) -> None:
-    """Give BERT-style models the question/context segment ids they were trained with.
+def pass_segment_ids(reader) -> None:
+    """Give a stock Haystack reader's BERT-style model the question/context segment ids it was trained with.
 
     Haystack's reader calls the model with input ids and attention mask only, so every token
-    would count as segment A. Models without segment embeddings (RoBERTa, ...) are left alone.
+    would count as segment A (Byline's own reader passes them itself). Models without segment
+    embeddings (RoBERTa, ...) are left alone.
     """
     tokenizer, model = reader.tokenizer, reader.model
     if "token_type_ids" not in tokenizer.model_input_names or getattr(model.config, "type_vocab_size", 1) < 2:

@@ -266,42 +266,16 @@ def held_out_questions(campaign: dict, count: int) -> tuple[list[QAExample], lis
     return sample, negatives
 
 
-def score_reader(model, tokenizer, examples: list[QAExample], max_length: int = 384, stride: int = 128,
-                 max_answer_tokens: int = 30) -> list[tuple[str, float]]:
-    """Best span per example and its score against [CLS] (span logit - null logit, best window)."""
-    import torch
+def score_reader(model, tokenizer, examples: list[QAExample], max_length: int = 384, stride: int = 128
+                 ) -> list[tuple[str, float]]:
+    """Best span per example and its margin over [CLS] (span logit - null logit, best window)."""
+    from retrieval.reader.spans import best_spans
 
-    results = []
     model.eval()
-    with torch.inference_mode():
-        for begin in range(0, len(examples), 16):
-            batch = examples[begin:begin + 16]
-            encoded = tokenizer([e.question for e in batch], [e.context for e in batch], truncation="only_second",
-                                max_length=max_length, stride=stride, return_overflowing_tokens=True,
-                                return_offsets_mapping=True, padding=True, return_tensors="pt")
-            mapping = encoded.pop("overflow_to_sample_mapping").tolist()
-            offsets = encoded.pop("offset_mapping").tolist()
-            output = model(**encoded)
-            best: dict[int, tuple[float, str]] = {}
-            for window, example_index in enumerate(mapping):
-                sequence_ids = encoded.sequence_ids(window)
-                context = [i for i, s in enumerate(sequence_ids) if s == 1]
-                start, end = output.start_logits[window], output.end_logits[window]
-                null = float(start[0] + end[0])
-                first, last = context[0], context[-1] + 1
-                scores = start[first:last, None] + end[None, first:last]
-                allowed = torch.triu(torch.ones_like(scores, dtype=torch.bool))
-                allowed &= ~torch.triu(torch.ones_like(allowed), diagonal=max_answer_tokens)
-                scores = scores.masked_fill(~allowed, float("-inf"))
-                flat = int(scores.argmax())
-                i, j = divmod(flat, scores.shape[1])
-                value = float(scores[i, j]) - null
-                text = batch[example_index].context[offsets[window][first + i][0]:offsets[window][first + j][1]]
-                if example_index not in best or value > best[example_index][0]:
-                    best[example_index] = (value, text)
-            results.extend((best[k][1], best[k][0]) for k in range(len(batch)))
+    found = best_spans(model, tokenizer, [e.question for e in examples], [e.context for e in examples],
+                       max_length=max_length, stride=stride)
     model.train()
-    return results
+    return [(e.context[s.start:s.end], s.value) if s else ("", float("-inf")) for e, s in zip(examples, found)]
 
 
 def evaluate_held_out(model, tokenizer, answerable: list[QAExample], unanswerable: list[QAExample],
@@ -407,6 +381,7 @@ def _callbacks(run_dir: Path, plan: dict, campaign: dict, tokenizer, held_out: t
     from transformers import TrainerCallback
 
     minutes = float(campaign.get("checkpoint_minutes", 15))
+    threads = int(campaign.get("threads") or os.cpu_count() or 2)
     batch_size = int(campaign["schedule"]["batch_size"])
     max_length = int(campaign["features"]["max_length"])
 
@@ -414,13 +389,13 @@ def _callbacks(run_dir: Path, plan: dict, campaign: dict, tokenizer, held_out: t
         def __init__(self):
             self.status = _read_json(run_dir / STATUS_FILE)
             self.last_save = time.monotonic()
-            self.step_started = time.monotonic()
+            self.step_started_cpu = time.process_time()
             self.step_seconds: list[float] = []
 
         def _write(self, state, **extra):
             step = state.global_step
-            recent = sorted(self.step_seconds[-50:])
-            per_step = recent[len(recent) // 2] if recent else self.status.get("seconds_per_step")
+            recent = self.step_seconds[-200:]
+            per_step = sum(recent) / len(recent) if recent else self.status.get("seconds_per_step")
             self.status.update({
                 "run": plan["name"], "step": step, "total_steps": plan["total_steps"],
                 "features_seen": plan["init_features_seen"] + step * batch_size,
@@ -433,15 +408,13 @@ def _callbacks(run_dir: Path, plan: dict, campaign: dict, tokenizer, held_out: t
         def on_step_begin(self, args, state, control, **kwargs):
             while (run_dir / PAUSE_FILE).exists():
                 time.sleep(5)
-                self.step_started = time.monotonic()
-            self.step_started = time.monotonic()
+            self.step_started_cpu = time.process_time()
 
         def on_step_end(self, args, state, control, **kwargs):
-            seconds = time.monotonic() - self.step_started
-            recent = sorted(self.step_seconds[-50:])
-            typical = recent[len(recent) // 2] if recent else seconds
-            # a step that took far longer than usual was stopped (kill -STOP) part of the way
-            self.status["train_seconds"] = self.status.get("train_seconds", 0.0) + min(seconds, 5 * typical + 1)
+            # A step's cost is the process's CPU time over its threads: the wall time it takes running
+            # alone. Wall time would count kill -STOP pauses and time lost to other work on the machine.
+            seconds = (time.process_time() - self.step_started_cpu) / threads
+            self.status["train_seconds"] = self.status.get("train_seconds", 0.0) + seconds
             self.step_seconds.append(seconds)
             if time.monotonic() - self.last_save >= minutes * 60:
                 control.should_save = True
@@ -632,7 +605,7 @@ def status_lines(run_dir: Path) -> list[str]:
         f"learning rate {lr:.3g}" if lr is not None else "learning rate: not logged yet",
         f"elapsed {status.get('train_seconds', 0) / 3600:.2f} h of training, about "
         f"{status.get('remaining_hours') if status.get('remaining_hours') is not None else '?'} h remaining"
-        f" ({status.get('seconds_per_step') or 0:.1f} s/step)",
+        f" ({status.get('seconds_per_step') or 0:.1f} s/step; hours as if running alone: CPU time over its threads)",
     ]
     last = status.get("last_evaluation")
     lines.append(f"last evaluation (step {last['step']}, held-out training documents): F1 {last['held_out_f1']}, "

@@ -46,16 +46,35 @@ def test_loads_with_auto_model_for_question_answering_offline():
 
 
 def test_reader_passes_the_segment_ids_the_model_was_trained_with(reader):
+    """The span scores are those of a call with the tokenizer's segment ids, not of Haystack's call
+    without them (which would read every token as segment A and give other logits)."""
     import torch
 
-    encoded = reader.tokenizer(["Who led the repair work?"] * 2, [PARAGRAPH, PARAGRAPH[:80]],
-                               padding=True, return_tensors="pt")
+    from retrieval.reader.spans import find_spans
+
+    question = "Who led the repair work?"
+    encoded = reader.tokenizer(question, PARAGRAPH, return_tensors="pt")
     assert encoded["token_type_ids"].sum() > 0
     with torch.no_grad():
-        as_haystack_calls_it = reader.model(input_ids=encoded["input_ids"],
-                                            attention_mask=encoded["attention_mask"])
-        with_segment_ids = reader.model(**encoded)
-    assert torch.equal(as_haystack_calls_it.start_logits, with_segment_ids.start_logits)
+        with_segments = reader.model(**encoded)
+        without_segments = reader.model(input_ids=encoded["input_ids"], attention_mask=encoded["attention_mask"])
+    assert not torch.allclose(with_segments.start_logits, without_segments.start_logits)
+    best = max(find_spans(reader.model, reader.tokenizer, [question], [PARAGRAPH])[0], key=lambda s: s.value)
+    first = encoded.char_to_token(best.start, sequence_index=1)
+    last = encoded.char_to_token(best.end - 1, sequence_index=1)
+    expected = (with_segments.start_logits[0, first] + with_segments.end_logits[0, last]
+                - with_segments.start_logits[0, 0] - with_segments.end_logits[0, 0])
+    assert best.value == pytest.approx(float(expected), abs=1e-3)
+
+
+def test_batched_spans_match_one_pair_at_a_time(reader):
+    """Pairs batched with others of other lengths (padding) get the spans and scores they get alone."""
+    questions = list(QUESTIONS) + ["Who invented the telephone?"]
+    passages = [PARAGRAPH, PARAGRAPH[:90], PARAGRAPH + " " + PARAGRAPH, PARAGRAPH, PARAGRAPH[40:], PARAGRAPH]
+    together = reader.best_spans(questions, passages)
+    alone = [reader.best_spans([q], [p])[0] for q, p in zip(questions, passages)]
+    assert [text for text, _ in together] == [text for text, _ in alone]
+    assert [score for _, score in together] == pytest.approx([score for _, score in alone], abs=1e-4)
 
 
 @pytest.mark.parametrize("question", list(QUESTIONS))

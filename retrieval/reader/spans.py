@@ -1,0 +1,91 @@
+"""Span search for an extractive QA model, batched: many (question, passage) pairs per forward pass.
+
+Every pair is tokenised once (long passages overflow into windows of `max_length` tokens with
+`stride` overlap), windows are sorted by length and run through the model in padded batches, and
+each window's spans are scored at once as a (start, end) matrix limited to `max_answer_tokens`:
+
+    value = start logit + end logit - ([CLS] start + end logit of the window)
+
+the SQuAD 2.0 null-score rule as a margin (above 0 when the model prefers the span to "no answer").
+The serving reader (`retrieval.reader.extractive`), the SQuAD and open-collection benchmarks and the
+training run's held-out scoring all read spans through here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Span:
+    pair: int  # index of the (question, passage) pair
+    start: int  # character offsets in the passage
+    end: int
+    value: float  # span logit minus the window's [CLS] logit
+
+
+def find_spans(model, tokenizer, questions: list[str], passages: list[str], *, max_length: int = 384,
+               stride: int = 128, max_answer_tokens: int = 48, per_window: int = 20,
+               batch_tokens: int = 8192) -> list[list[Span]]:
+    """The best `per_window` spans of every window, grouped per pair (unsorted, may overlap)."""
+    import torch
+
+    if not questions:
+        return []
+    encoded = tokenizer(questions, passages, truncation="only_second", max_length=max_length, stride=stride,
+                        return_overflowing_tokens=True, return_offsets_mapping=True)
+    windows = len(encoded["input_ids"])
+    pair_of = encoded["overflow_to_sample_mapping"]
+    uses_segments = "token_type_ids" in encoded and getattr(model.config, "type_vocab_size", 1) >= 2
+    order = sorted(range(windows), key=lambda w: len(encoded["input_ids"][w]))
+    results: list[list[Span]] = [[] for _ in questions]
+    pad = tokenizer.pad_token_id or 0
+    begin = 0
+    with torch.inference_mode():
+        while begin < windows:
+            # windows sorted by length: a batch holds as many as fit `batch_tokens` at its longest
+            end = begin + 1
+            while end < windows and len(encoded["input_ids"][order[end]]) * (end - begin + 1) <= batch_tokens:
+                end += 1
+            batch = order[begin:end]
+            begin = end
+            width = len(encoded["input_ids"][batch[-1]])
+            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+            attention = torch.zeros((len(batch), width), dtype=torch.long)
+            segments = torch.zeros((len(batch), width), dtype=torch.long)
+            context = torch.zeros((len(batch), width), dtype=torch.bool)
+            for row, w in enumerate(batch):
+                ids = encoded["input_ids"][w]
+                input_ids[row, :len(ids)] = torch.tensor(ids)
+                attention[row, :len(ids)] = 1
+                sequence_ids = encoded.sequence_ids(w)
+                context[row, :len(ids)] = torch.tensor([s == 1 for s in sequence_ids])
+                if uses_segments:
+                    segments[row, :len(ids)] = torch.tensor(encoded["token_type_ids"][w])
+            inputs = {"input_ids": input_ids, "attention_mask": attention}
+            if uses_segments:
+                inputs["token_type_ids"] = segments
+            output = model(**inputs)
+            start, end_logits = output.start_logits.float(), output.end_logits.float()
+            null = start[:, 0] + end_logits[:, 0]
+            scores = start[:, :, None] + end_logits[:, None, :] - null[:, None, None]
+            band = torch.ones((width, width), dtype=torch.bool).triu()
+            band &= ~torch.ones((width, width), dtype=torch.bool).triu(diagonal=max_answer_tokens)
+            allowed = band[None] & context[:, :, None] & context[:, None, :]
+            scores = scores.masked_fill(~allowed, float("-inf")).flatten(1)
+            top = torch.topk(scores, min(per_window, scores.shape[1]), dim=1)
+            for row, w in enumerate(batch):
+                offsets = encoded["offset_mapping"][w]
+                pair = pair_of[w]
+                for value, flat in zip(top.values[row].tolist(), top.indices[row].tolist()):
+                    if value == float("-inf"):
+                        break
+                    first, last = divmod(flat, width)
+                    results[pair].append(Span(pair, offsets[first][0], offsets[last][1], value))
+    return results
+
+
+def best_spans(model, tokenizer, questions: list[str], passages: list[str], **options) -> list[Span | None]:
+    """Each pair's single best span (None where the passage has no context token)."""
+    found = find_spans(model, tokenizer, questions, passages, per_window=1, **options)
+    return [max(spans, key=lambda s: s.value) if spans else None for spans in found]
