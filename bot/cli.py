@@ -48,9 +48,21 @@ def _pipeline(args: argparse.Namespace):
 
 
 # -- commands ------------------------------------------------------------------------------
+def _as_of(args: argparse.Namespace) -> str | None:
+    """--as-of, checked before the models load."""
+    from retrieval.timeline import check_date
+
+    try:
+        return check_date(args.as_of) if getattr(args, "as_of", None) is not None else None
+    except BylineError:
+        raise BylineError(f"--as-of takes a date as YYYY-MM-DD (e.g. 2021-05-26), not '{args.as_of}'") from None
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
+    """One question, or one per line of stdin; each is asked on its own, with no earlier turns."""
     from bot.render_text import render_text
 
+    as_of = _as_of(args)
     pipeline = _pipeline(args)
     if args.question == ["-"]:
         status = 0
@@ -58,12 +70,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
             if not line.strip():
                 continue
             try:
-                print(json.dumps(pipeline.ask(line).to_dict(), ensure_ascii=False), flush=True)
+                print(json.dumps(pipeline.ask(line, as_of=as_of).to_dict(), ensure_ascii=False), flush=True)
             except BylineError as exc:
                 print(json.dumps({"question": line.rstrip("\n"), "error": str(exc)}), flush=True)
                 status = 2
         return status
-    result = pipeline.ask(" ".join(args.question))
+    result = pipeline.ask(" ".join(args.question), as_of=as_of)
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False))
     else:
@@ -72,11 +84,17 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    """Questions in the terminal; a follow-up is read with this chat's earlier turns, as in a Slack thread."""
     from bot.render_text import render_text
+    from retrieval.conversation import Turn
 
+    as_of = _as_of(args)
     print("Loading Byline…", flush=True)
     pipeline = _pipeline(args)
-    print(f"Byline is ready: {len(pipeline.doc_ids())} articles. Ask a question; an empty line or Ctrl-D quits.")
+    max_turns = pipeline.config["conversation"]["max_turns"]
+    print(f"Byline is ready: {len(pipeline.doc_ids())} articles. Ask a question; follow-ups are read with the "
+          "questions before them (start one with \"new question:\" to start afresh). An empty line or Ctrl-D quits.")
+    turns: list[Turn] = []
     while True:
         try:
             question = input("\nyou> ")
@@ -86,9 +104,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
         if not question.strip():
             return 0
         try:
-            print(render_text(pipeline.ask(question), ansi=sys.stdout.isatty()))
+            result = pipeline.ask(question, context=tuple(turns[-max_turns:]), as_of=as_of)
         except BylineError as exc:
             print(f"byline: {exc}")
+            continue
+        turns.append(Turn.from_result(result))
+        print(render_text(result, ansi=sys.stdout.isatty()))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -173,10 +194,12 @@ def build_parser() -> argparse.ArgumentParser:
     ask.add_argument("question", nargs="+")
     ask.add_argument("--json", action="store_true", help="print one JSON object per question")
     ask.add_argument("--model", help="reader model: a folder or a Hugging Face id")
+    ask.add_argument("--as-of", metavar="YYYY-MM-DD", help="answer from articles published on or before this date")
     ask.set_defaults(handler=cmd_ask)
 
-    chat = commands.add_parser("chat", help="interactive questions in the terminal")
+    chat = commands.add_parser("chat", help="interactive questions in the terminal; follow-ups read in context")
     chat.add_argument("--model", help="reader model: a folder or a Hugging Face id")
+    chat.add_argument("--as-of", metavar="YYYY-MM-DD", help="answer from articles published on or before this date")
     chat.set_defaults(handler=cmd_chat)
 
     run = commands.add_parser("run", help="serve Slack if its tokens are set, else chat in the terminal")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import textwrap
 
-from retrieval.answer import AnswerResult, Citation, confidence_label
+from retrieval.answer import AnswerResult, Citation, confidence_label, earlier_label, sources_phrase
 
 BOLD, RESET = "\033[1m", "\033[0m"
 
@@ -31,6 +31,10 @@ def _wrap(text: str, indent: str, width: int) -> str:
 
 def render_text(result: AnswerResult, ansi: bool = False, width: int = 88, max_citations: int = 3) -> str:
     lines: list[str] = []
+    if result.read_as:
+        lines.append(f"(read with the conversation as: {result.read_as})")
+    if result.published_on_or_before:
+        lines.append(f"(from articles published on or before {result.published_on_or_before})")
     if result.no_answer:
         lines.append("I couldn't find that in the articles.")
         if result.closest:
@@ -45,8 +49,10 @@ def render_text(result: AnswerResult, ansi: bool = False, width: int = 88, max_c
                  f"{f'; as of {as_of}' if as_of else ''})")
     for number, citation in enumerate(best.citations[:max_citations], start=1):
         lines += [f"  [{number}] {_source_line(citation)}", _wrap(_mark(citation, ansi), "      ", width)]
-    count = len(best.articles)
-    lines.append(f"  Sources: {count} article{'s' if count != 1 else ''}")
+    lines.append(f"  Sources: {sources_phrase(best)}")
+    for earlier in result.earlier:
+        lines.append(f"  {earlier_label(earlier)}: {earlier.text}   ({earlier.score:.2f})")
+        lines.append(_wrap(_mark(earlier.newest_citation, ansi), "      ", width))
     for other in result.answers[1:]:
         lines.append(f"  Also possible: {other.text} ({other.score:.2f}, "
                      f"{len(other.articles)} article{'s' if len(other.articles) != 1 else ''})")

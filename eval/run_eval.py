@@ -1,6 +1,7 @@
 """`byline eval`: score the answer pipeline on the gold questions, tune or check it, or run SQuAD.
 
     byline eval [--gold FILE] [--json] [--report PATH] [--check] [--tune] [--squad FILE [--limit N]]
+    byline eval --followups [FILE] [--json]
 
 Gold metrics: EM/F1 (max over gold answers; an unanswerable item scores 1 iff the pipeline
 abstains), no-answer precision/recall/accuracy (no-answer is the positive class), retrieval
@@ -19,6 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from eval.followups import DEFAULT_FOLLOWUPS, FollowUpFileError, run_followups
 from eval.gold import GoldError, GoldItem, check_against_articles, load_gold
 from eval.metrics import contains_answer, mean, percentile, score_prediction
 from eval.squad_benchmark import SquadFormatError, load_squad, run_squad, spread_sample
@@ -228,6 +230,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--stock", action="store_true",
                         help="with --open: also run the stock Haystack pipeline on the same collection and reader")
     parser.add_argument("--limit", type=int, metavar="N", help="with --squad/--open: N questions spread over the file")
+    parser.add_argument("--followups", type=Path, metavar="FILE", nargs="?", const=DEFAULT_FOLLOWUPS,
+                        help="follow-up questions asked in a conversation (default: eval/followups.jsonl)")
     return parser
 
 
@@ -290,6 +294,12 @@ def main(argv: list[str], pipeline_factory: Callable[[], object],
 
     try:
         args = _parser().parse_args(argv[1:] if argv[:1] == ["--"] else argv)  # `byline eval -- --json`
+        if args.followups:
+            if args.tune or args.check or args.report or args.gold or args.squad or args.open or args.limit is not None:
+                raise UsageError("--followups can only be combined with --json")
+            if config is None:
+                raise UsageError("--followups needs the configuration")
+            return run_followups(args.followups, config, as_json=args.json)
         if args.squad:
             if args.tune or args.check or args.report or args.gold:
                 raise UsageError("--squad cannot be combined with --gold, --tune, --check or --report")
@@ -338,7 +348,7 @@ def main(argv: list[str], pipeline_factory: Callable[[], object],
         return 0
     except SystemExit as exc:  # --help
         return exc.code if isinstance(exc.code, int) else 0
-    except (UsageError, GoldError, SquadFormatError) as exc:
+    except (UsageError, GoldError, SquadFormatError, FollowUpFileError) as exc:
         print(f"byline eval: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:

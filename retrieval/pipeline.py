@@ -1,7 +1,14 @@
 """The one place that builds Byline from config: models, index, and the query pipeline.
 
     question ─┬─ embed_query ── dense (FAISS) ─┐
-              └──────────────── bm25 ──────────┴─ fuse (RRF) ─ collapse_copies ─ focus ─ read ─ assemble
+              └──────────────── bm25 ──────────┴─ fuse (RRF) ─ boost_thread ─ collapse_copies ─ focus ─ read
+              ─ assemble ─ dated
+
+A follow-up in a thread is first read with the thread's earlier turns (retrieval.conversation): the
+retrievers search with its words plus the previous question's key terms and answer, `boost_thread`
+favours the previous answer's articles, and the reader reads the question with its references
+resolved. `dated` orders differing answers by their articles' dates (retrieval.timeline); with a
+date limit, the retrievers keep only articles published on or before it.
 """
 
 from __future__ import annotations
@@ -17,11 +24,14 @@ from haystack.components.joiners import DocumentJoiner
 from haystack_integrations.components.retrievers.faiss import FAISSEmbeddingRetriever
 
 from retrieval.answer import AnswerResult
+from retrieval.conversation import Reading, Turn, read_in_context
 from retrieval.errors import BylineError
 from retrieval.index.store import ArticleIndex, IndexLocation, IngestReport, StaleIndexFormat
 from retrieval.ingest.loaders import load_paths
-from retrieval.retriever.components import (AnswerAssembler, BM25ChunkRetriever, CollapseSyndicatedCopies,
-                                            SentenceFocuser)
+from retrieval.retriever.components import (AnswerAssembler, BM25ChunkRetriever, BoostArticles,
+                                            CollapseSyndicatedCopies, QueryEmbedder, SentenceFocuser,
+                                            published_filter)
+from retrieval.timeline import TimeAwareAnswers, check_date
 
 logger = logging.getLogger(__name__)
 
@@ -63,11 +73,12 @@ class BylinePipeline:
         retrieval = self.config["retrieval"]
         reader = self.config["reader"]
         pipeline = Pipeline()
-        pipeline.add_component("embed_query", self.text_embedder)
+        pipeline.add_component("embed_query", QueryEmbedder(self.text_embedder))
         pipeline.add_component("dense", FAISSEmbeddingRetriever(document_store=index.faiss_store,
                                                                 top_k=retrieval["dense_top_k"]))
         pipeline.add_component("bm25", BM25ChunkRetriever(index, top_k=retrieval["bm25_top_k"]))
         pipeline.add_component("fuse", DocumentJoiner(join_mode="reciprocal_rank_fusion"))
+        pipeline.add_component("boost_thread", BoostArticles(self.config["conversation"]["boost"]))
         pipeline.add_component("collapse_copies", CollapseSyndicatedCopies(top_k=retrieval["top_k"],
                                                                        max_per_article=retrieval["max_chunks_per_article"]))
         pipeline.add_component("focus", SentenceFocuser(index, retrieval["focus_sentences"],
@@ -76,17 +87,20 @@ class BylinePipeline:
         pipeline.add_component("assemble", AnswerAssembler(index, reader["no_answer_threshold"],
                                                            reader["max_answers"], reader["max_answer_words"],
                                                            reader["citation_similarity"]))
+        pipeline.add_component("dated", TimeAwareAnswers())
         pipeline.connect("embed_query.embedding", "dense.query_embedding")
         pipeline.connect("dense.documents", "fuse.documents")
         pipeline.connect("bm25.documents", "fuse.documents")
-        pipeline.connect("fuse.documents", "collapse_copies.documents")
+        pipeline.connect("fuse.documents", "boost_thread.documents")
+        pipeline.connect("boost_thread.documents", "collapse_copies.documents")
         pipeline.connect("collapse_copies.documents", "focus.documents")
-        pipeline.connect("embed_query.embedding", "focus.query_embedding")
+        pipeline.connect("embed_query.question_embedding", "focus.query_embedding")
         pipeline.connect("focus.passages", "read.documents")
         pipeline.connect("focus.passages", "assemble.passages")
         pipeline.connect("focus.closest", "assemble.closest")
         pipeline.connect("collapse_copies.documents", "assemble.retrieved")
         pipeline.connect("read.answers", "assemble.answers")
+        pipeline.connect("assemble.result", "dated.result")
         return pipeline
 
     def _embed(self, texts: list[str]) -> np.ndarray:
@@ -167,18 +181,30 @@ class BylinePipeline:
             raise BylineError(f"the question is {len(question)} characters long; the limit is {limit}")
         return " ".join(question.split())
 
-    def _run(self, question: str, include_outputs_from: set[str] | None = None) -> dict:
+    def _run(self, question: str, include_outputs_from: set[str] | None = None, reading: Reading | None = None,
+             published_on_or_before: str | None = None) -> dict:
+        reading = reading or Reading(question, question)
         # Serialised: torch already spreads one question over every core.
         with self._lock:
-            return self._query_pipeline.run({"embed_query": {"text": question}, "bm25": {"query": question},
-                             "focus": {"question": question}, "read": {"query": question},
-                             "assemble": {"question": question}},
-                                            include_outputs_from=include_outputs_from or set())
+            return self._query_pipeline.run(
+                {"embed_query": {"text": reading.retrieval_query, "question": reading.question},
+                 "dense": {"filters": published_filter(published_on_or_before)},
+                 "bm25": {"query": reading.retrieval_query, "published_on_or_before": published_on_or_before},
+                 "boost_thread": {"doc_ids": list(reading.boost)},
+                 "focus": {"question": reading.question}, "read": {"query": reading.question},
+                 "assemble": {"question": question}, "dated": {"published_on_or_before": published_on_or_before}},
+                include_outputs_from=include_outputs_from or set())
 
-    def ask(self, question: str) -> AnswerResult:
+    def ask(self, question: str, context: tuple[Turn, ...] = (), as_of: str | None = None) -> AnswerResult:
+        """The answer to `question`; `context` holds the thread's earlier turns (oldest first) for a
+        follow-up, `as_of` (YYYY-MM-DD) limits the articles to those published on or before it."""
         question = self.check_question(question)
+        as_of = check_date(as_of) if as_of is not None else None
         started = time.perf_counter()
-        result: AnswerResult = self._run(question)["assemble"]["result"]
+        reading = read_in_context(question, context)
+        result: AnswerResult = self._run(question, reading=reading, published_on_or_before=as_of)["dated"]["result"]
+        if reading.follow_up and reading.question != question:
+            result.read_as = reading.question
         result.latency_ms = (time.perf_counter() - started) * 1000
         return result
 
@@ -188,7 +214,7 @@ class BylinePipeline:
         question = self.check_question(question)
         started = time.perf_counter()
         outputs = self._run(question, include_outputs_from={"collapse_copies", "focus", "read"})
-        result: AnswerResult = outputs["assemble"]["result"]
+        result: AnswerResult = outputs["dated"]["result"]
         result.latency_ms = (time.perf_counter() - started) * 1000
         answers = [a for a in outputs["read"]["answers"] if a.data]
         best = max(answers, key=lambda a: a.score, default=None)

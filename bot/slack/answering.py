@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.slack.blocks import escape, render_answer
 from bot.slack.context import SlackContext
+from bot.slack.threads import SlackThread
 from retrieval.errors import BylineError
 
 HELP = "Ask me a question about the news articles I've read: mention me with it, or use `/byline QUESTION`."
@@ -54,12 +55,17 @@ def refusal(byline: SlackContext, channel: str, user: str, question: str) -> str
     return None
 
 
-def answer_message(byline: SlackContext, question: str, **render_options) -> dict:
-    """The reply to `question` as message kwargs; a BylineError's message (user-safe) becomes the reply."""
+def answer_message(byline: SlackContext, question: str, thread: SlackThread | None = None,
+                   **render_options) -> dict:
+    """The reply to `question` as message kwargs; a BylineError's message (user-safe) becomes the reply.
+    In a `thread`, the question is read with the thread's earlier turns and becomes one of them."""
     try:
-        result = byline.pipeline.ask(question)
+        turns = thread.turns() if thread else ()
+        result = byline.pipeline.ask(question, context=turns) if turns else byline.pipeline.ask(question)
     except BylineError as exc:
         return {"text": escape(str(exc))}
+    if thread:
+        thread.record(result)
     return render_answer(result, ref=byline.results.add(result), max_citations=byline.max_citations,
                          **render_options)
 
@@ -77,8 +83,9 @@ def ask_in_thread(byline: SlackContext, client: WebClient, logger: Logger, *, ch
 
 def _answer_in_thread(byline, client, logger, channel, question, ts, thread_ts) -> None:
     try:
+        thread = SlackThread(byline.threads, logger, channel=channel, ts=ts, thread_ts=thread_ts)
         client.chat_postMessage(channel=channel, thread_ts=thread_ts, unfurl_links=False, unfurl_media=False,
-                                **answer_message(byline, question))
+                                **answer_message(byline, question, thread))
     except Exception:
         logger.exception("answering message %s in %s failed", ts, channel)
         _call(logger, client.chat_postMessage, channel=channel, thread_ts=thread_ts, text=APOLOGY)

@@ -10,7 +10,7 @@ import json
 import re
 from urllib.parse import quote
 
-from retrieval.answer import AnswerResult, Citation, confidence_label
+from retrieval.answer import AnswerResult, Citation, confidence_label, earlier_label, sources_phrase
 
 NO_ANSWER = "I couldn't find that in the articles."
 APOLOGY = "Sorry, something went wrong while answering. Please try again in a moment."
@@ -151,6 +151,10 @@ def render_answer(result: AnswerResult, *, ref: str, max_citations: int = 3, ask
     blocks: list[dict] = []
     if asked_by:
         blocks.append(_context(f"<@{asked_by}> asked: {escape(_clip(_squash(result.question), ANSWER_CHARS))}"))
+    if result.read_as:
+        blocks.append(_context(f"Read with this thread as: {escape(_clip(_squash(result.read_as), ANSWER_CHARS))}"))
+    if result.published_on_or_before:
+        blocks.append(_context(f"From articles published on or before {escape(result.published_on_or_before)}"))
     best = result.best
     if result.no_answer or best is None:
         text = NO_ANSWER
@@ -170,7 +174,10 @@ def render_answer(result: AnswerResult, *, ref: str, max_citations: int = 3, ask
             facts.append("also possible: " + "; ".join(others))
         blocks.append(_context(" · ".join(facts)))
         blocks += [_citation_block(c, with_span=True) for c in best.citations[:max_citations]]
-        n = len(best.articles)
-        blocks.append(_context(f"Sources: {n} article{'' if n == 1 else 's'}"))
+        blocks.append(_context(f"Sources: {escape(sources_phrase(best))}"))
+        for earlier in result.earlier:
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": (
+                f"*{escape(earlier_label(earlier))}:* {escape(_clip(_squash(earlier.text), ANSWER_CHARS))} "
+                f"({earlier.score:.2f})\n> {snippet_mrkdwn(earlier.newest_citation)}")}})
     blocks.append(_actions(ref, result, shareable))
     return {"text": text, "blocks": _fit(blocks)}

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bot.feedback import FeedbackLog
 from retrieval.answer import AnswerResult
+from retrieval.threads import THREADS_FILE, SqliteThreadRecords
 
 
 class SeenEvents:
@@ -82,7 +83,7 @@ class SlackContext:
     """Injected into every listener as the `byline` argument."""
 
     def __init__(self, pipeline, data_dir: str | Path, *, channel_allowlist=(), user_rate_limit_per_minute: int = 0,
-                 max_citations: int = 3, workers: int = 4):
+                 max_citations: int = 3, workers: int = 4, conversation: dict | None = None):
         self.pipeline = pipeline
         self.channel_allowlist = frozenset(channel_allowlist or ())
         self.max_citations = max_citations
@@ -91,6 +92,9 @@ class SlackContext:
         self.seen_events = SeenEvents()
         self.rate_limiter = UserRateLimiter(user_rate_limit_per_minute)
         self.results = RecentResults()
+        conversation = conversation or {}
+        self.threads = SqliteThreadRecords(Path(data_dir) / THREADS_FILE, max_turns=conversation.get("max_turns", 5),
+                                           keep_days=conversation.get("keep_days", 30))
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="byline-answer")
 
     @classmethod
@@ -100,7 +104,7 @@ class SlackContext:
                    channel_allowlist=slack.get("channel_allowlist") or (),
                    user_rate_limit_per_minute=int(slack.get("user_rate_limit_per_minute") or 0),
                    max_citations=int(slack.get("max_citations") or 3),
-                   workers=int(slack.get("workers") or 4))
+                   workers=int(slack.get("workers") or 4), conversation=config.get("conversation"))
 
     def allows_channel(self, channel: str) -> bool:
         # DMs (D…) are always allowed: the allowlist is about which shared channels the bot speaks in.

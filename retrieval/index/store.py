@@ -95,6 +95,8 @@ class ArticleIndex:
             row += len(spans)
         index.faiss_store = faiss_store
         index.chunks = dict(faiss_store.documents)
+        for chunk in index.chunks.values():  # indexes written before chunks carried their article's date
+            chunk.meta.setdefault("published", index.articles[chunk.meta["doc_id"]].get("published"))
         index.lexical = lexical
         return index
 
@@ -159,7 +161,8 @@ class ArticleIndex:
                     id=chunk.chunk_id, content=chunk.text, embedding=vector.tolist(),
                     meta={"doc_id": chunk.doc_id, "chunk_index": chunk.index, "article_start": chunk.start,
                           "article_end": chunk.end, "first_sentence": chunk.first_sentence,
-                          "last_sentence": chunk.last_sentence, "duplicate_of": None})
+                          "last_sentence": chunk.last_sentence, "duplicate_of": None,
+                          "published": article.published})
         if replace_all:
             incoming = {a.doc_id for a in articles}
             for doc_id in sorted(set(self.articles) - incoming):

@@ -1,7 +1,9 @@
 """Byline's own Haystack components: lexical retrieval, the steps between fusion and the reader,
 and the step after it.
 
+- `QueryEmbedder`: MiniLM vectors of what retrieval searches for and of the question the reader reads.
 - `BM25ChunkRetriever`: BM25 over the index's chunks (bm25s; see retrieval.index.lexical).
+- `BoostArticles`: a follow-up question favours the articles the thread's previous answer cited.
 - `CollapseSyndicatedCopies`: one story republished by several outlets keeps one slot.
 - `SentenceFocuser`: ranks the sentences of the fused chunks and hands the reader short
   windows around the best ones instead of whole chunks (faster, and less page noise).
@@ -40,6 +42,23 @@ def normalize_answer(text: str) -> str:
 
 
 @component
+class QueryEmbedder:
+    """The retrieval query's vector, and the question's for choosing sentences: a follow-up searches with
+    the thread's words too, but its sentences are chosen for the question itself. One encoder call when
+    the two are the same (every question not read as a follow-up)."""
+
+    def __init__(self, embedder) -> None:
+        self.embedder = embedder
+
+    @component.output_types(embedding=list[float], question_embedding=list[float])
+    def run(self, text: str, question: str | None = None) -> dict:
+        embedding = self.embedder.run(text=text)["embedding"]
+        if question is None or question == text:
+            return {"embedding": embedding, "question_embedding": embedding}
+        return {"embedding": embedding, "question_embedding": self.embedder.run(text=question)["embedding"]}
+
+
+@component
 class BM25ChunkRetriever:
     """The `top_k` chunks that best match the query by BM25, as Documents with their score."""
 
@@ -48,14 +67,41 @@ class BM25ChunkRetriever:
         self.top_k = top_k
 
     @component.output_types(documents=list[Document])
-    def run(self, query: str) -> dict:
-        hits = self.index.lexical.search(query, self.top_k)
-        return {"documents": [_scored_copy(self.index.chunks[chunk_id], score) for chunk_id, score in hits]}
+    def run(self, query: str, published_on_or_before: str | None = None) -> dict:
+        if not published_on_or_before:
+            hits = self.index.lexical.search(query, self.top_k)
+        else:  # every match, then the top_k of those published in time
+            hits = [(chunk_id, score) for chunk_id, score in self.index.lexical.search(query, len(self.index.chunks))
+                    if (self.index.chunks[chunk_id].meta.get("published") or "9999") <= published_on_or_before]
+        return {"documents": [_scored_copy(self.index.chunks[chunk_id], score)
+                              for chunk_id, score in hits[:self.top_k]]}
+
+
+def published_filter(last_date: str | None) -> dict | None:
+    """The document-store filter for chunks of articles published on or before `last_date`."""
+    return {"field": "meta.published", "operator": "<=", "value": last_date} if last_date else None
 
 
 def _scored_copy(chunk: Document, score: float) -> Document:
     """A copy later steps may annotate (their notes must not leak into the index)."""
     return dataclasses.replace(chunk, meta=dict(chunk.meta), score=score, embedding=None)
+
+
+@component
+class BoostArticles:
+    """Multiply the fused score of chunks from `doc_ids` by (1 + `boost`) and re-rank."""
+
+    def __init__(self, boost: float) -> None:
+        self.boost = boost
+
+    @component.output_types(documents=list[Document])
+    def run(self, documents: list[Document], doc_ids: list[str] | None = None) -> dict:
+        if not doc_ids or not self.boost:
+            return {"documents": documents}
+        favoured = set(doc_ids)
+        boosted = [dataclasses.replace(d, score=(d.score or 0.0) * (1 + self.boost))
+                   if d.meta["doc_id"] in favoured else d for d in documents]
+        return {"documents": sorted(boosted, key=lambda d: -(d.score or 0.0))}
 
 
 @component

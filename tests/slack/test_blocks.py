@@ -32,7 +32,7 @@ def test_answer_is_bold_with_confidence_as_of_citations_sources_and_buttons():
     assert first.startswith("*<https://news.example/bridge#:~:text=May|Bridge opens>*\n_The Courier · 2024-05-02_\n> ")
     assert first.endswith("> Before. The mayor said the bridge opens in *May*. After.")
     assert second.startswith("*Second*\n_2024-06-01_\n")  # no URL: title unlinked
-    assert blocks[4]["elements"][0]["text"] == "Sources: 2 articles"
+    assert blocks[4]["elements"][0]["text"] == "Sources: 2 articles, 2024-05-02 to 2024-06-01"
     buttons = blocks[5]["elements"]
     assert [b["action_id"] for b in buttons] == ["feedback_up", "feedback_down"]
     assert json.loads(buttons[0]["value"]) == {"ref": "r1", "q": "When does the bridge open?", "a": "May",
@@ -51,7 +51,8 @@ def test_at_most_max_citations():
     result = answered(*[citation(f"a{i}") for i in range(5)])
     sections = [b for b in render_answer(result, ref="r", max_citations=3)["blocks"] if b["type"] == "section"]
     assert len(sections) == 1 + 3
-    assert render_answer(result, ref="r")["blocks"][-2]["elements"][0]["text"] == "Sources: 5 articles"
+    assert render_answer(result, ref="r")["blocks"][-2]["elements"][0]["text"] == \
+        "Sources: 5 articles, all dated 2024-05-02"
 
 
 def test_no_answer_shows_the_two_closest_passages():
