@@ -79,6 +79,10 @@ def _answer(result) -> str | None:
     return None if result.no_answer else result.best.text
 
 
+def answered_correctly(prediction: str | None, answers) -> bool:
+    return score_prediction(prediction, answers)[1] >= CORRECT_F1
+
+
 def ask_item(pipeline, item: FollowUpItem) -> dict:
     turns: list[Turn] = []
     results = []
@@ -92,7 +96,7 @@ def ask_item(pipeline, item: FollowUpItem) -> dict:
     return {"id": item.id, "tags": list(item.tags), "questions": [q for q, _ in item.turns],
             "answers": [_answer(r) for r in results], "expected": list(gold), "read_as": last.read_as,
             "f1": f1, "correct": f1 >= CORRECT_F1 and (read_fresh or not item.fresh),
-            "first_turns_correct": all(score_prediction(_answer(r), g)[1] >= CORRECT_F1
+            "first_turns_correct": all(answered_correctly(_answer(r), g)
                                        for r, (_, g) in zip(results[:-1], item.turns[:-1])),
             "alone": _answer(alone), "alone_f1": alone_f1, "alone_correct": alone_f1 >= CORRECT_F1}
 

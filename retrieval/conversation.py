@@ -1,26 +1,36 @@
 """Follow-up questions: a question read with its thread's earlier turns, by rules.
 
-A thread's turns are what Byline asked and answered before in it (`Turn`). `read_in_context` decides
-whether a new question follows up on them and, if so, how to read it (`Reading`):
+A thread's turns are what Byline was asked and answered before in it (`Turn`). `read_in_context`
+decides whether a new question follows up on them and, if so, how to read it (`Reading`):
 
-1. Fresh, with nothing inherited: no earlier turn; a question starting "new question:"; or a question
-   with no word that points back (pronoun, "the company", "and X?", "when was that?") whose content
-   words mostly do not occur in the thread (under a third of them: a new subject).
-2. Otherwise a follow-up, read with the latest turn:
-   - "he/she/him/his/her" become the person the thread is about: the previous answer when the previous
-     question asked for a person ("who …", "which judge …"), else a titled name in it ("Judge X");
-   - "it/its/they/them/their", "the company/firm/group" become its subject: the previous answer when
-     the previous question asked for an organisation ("which court …"), else the last name in it;
-   - "and Huawei?" / "what about Huawei?" asks the previous question again about Huawei instead of
-     the previous question's subject;
-   - "when was that?" (a question word and only "that/this/it") asks it about the previous fact:
-     the previous question with its question phrase replaced by the previous answer.
+1. Fresh, inheriting nothing: no earlier turn; a question starting "new question:"; or a question
+   with no word that points back (below) of whose content words fewer than a third occur in the
+   thread's last two turns (questions and answers): a new subject.
+2. A follow-up, read with the latest turn, when a word points back:
+   - "he/she/him/his/her" become the person the thread is about: the previous answer when the
+     previous question asked for a person ("who …", "which judge …"), else a titled name in it
+     ("Judge X");
+   - "the company/firm/group" becomes the organisation the previous question asked for ("which
+     company …", answered with a name), else the last name in it (names before acronyms);
+   - "it/its/they/them/their" become the previous answer only when that answered "which …/what …"
+     with a name ("Which stock exchange …?" "New York Stock Exchange"); otherwise "it" is left as it
+     is (it is as often the designation or the story as the company), and retrieval resolves it;
+   - "and Huawei?" / "what about Huawei?" asks the previous question again with Huawei in place of
+     the previous question's last name;
+   - "when was that?" (a question word with only "that/this/it") asks it about the previous fact:
+     the previous question with its question phrase replaced by the previous answer ("Which court
+     issued …?" "federal court in Washington" -> "When was that: federal court in Washington issued …?").
    The reader reads the question so rewritten; retrieval searches with it plus the previous
-   question's key terms and the previous answer, and the articles the previous answer cited get a
-   boost in the fused ranking.
+   question's key terms and the previous answer (not for "and Huawei?", whose previous answer was
+   about something else); the articles the previous answer cited get a boost in the fused ranking.
+3. Same subject: no word points back but a third or more of its content words occur in the thread.
+   The question names what it asks about, so it is read and searched as asked; only the thread's
+   articles get the boost.
 
-Rules, not a model: they are instant, need no training data (none exists here for news threads),
-and each decision can be shown to the user ("read as: …") and explained.
+Rules, not a model: they are instant, need no training data (there is none here for news threads),
+and every decision can be shown to the user ("read as: …") and explained. A small coreference model
+would resolve more ("it" = the designation), but none ships with Byline and the reader, not the
+rewriting, is what loses most follow-ups (README, Conversations).
 """
 
 from __future__ import annotations
@@ -100,10 +110,11 @@ class Reading:
 
 
 def content_terms(text: str) -> list[str]:
-    return [w for w in (t.strip("’'-") for t in WORD.findall(text.lower())) if w and w not in STOPWORDS]
+    words = (re.sub(r"[’']s$", "", t).strip("’'-") for t in WORD.findall(text.lower()))
+    return [w for w in words if w and w not in STOPWORDS]
 
 
-def _names(text: str) -> list[str]:
+def names_in(text: str) -> list[str]:
     """Capitalised names in a question (its first word aside), with "of/the/for/and" inside them."""
     names = []
     for match in NAME.finditer(text):
@@ -137,9 +148,11 @@ def thing_answered(turn: Turn) -> str | None:
 
 
 def last_name_in(turn: Turn) -> str | None:
-    """The last name in the question that is not a title or the thread's person."""
+    """The last name in the question that is not a title or the thread's person, preferring names to
+    acronyms ("Xiaomi" to "CCMC" in "When was Xiaomi added to the CCMC list?")."""
     person = person_in(turn)
-    names = [n for n in _names(turn.read_as) if n not in TITLES and (not person or n not in person)]
+    names = [n for n in names_in(turn.read_as) if n not in TITLES and (not person or n not in person)]
+    names = [n for n in names if not n.isupper()] or names
     return names[-1] if names else None
 
 
@@ -215,7 +228,8 @@ def read_in_context(question: str, turns: Sequence[Turn]) -> Reading:
         thread = set(content_terms(" ".join(f"{t.read_as} {t.answer or ''}" for t in turns[-2:])))
         if not own or len(own & thread) < NEW_SUBJECT_OVERLAP * len(own):
             return Reading(question, question, why="a new subject")
-        read_as, why = question, "same subject"
+        # It names what it asks about: only the thread's articles are favoured.
+        return Reading(question, question, boost=previous.doc_ids, follow_up=True, why="same subject")
     own_terms = set(content_terms(read_as))
     added = [t for t in dict.fromkeys(content_terms(" ".join(carried))) if t not in own_terms]
     retrieval_query = " ".join([read_as, *added]).strip()

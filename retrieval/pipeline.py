@@ -87,7 +87,7 @@ class BylinePipeline:
         pipeline.add_component("assemble", AnswerAssembler(index, reader["no_answer_threshold"],
                                                            reader["max_answers"], reader["max_answer_words"],
                                                            reader["citation_similarity"]))
-        pipeline.add_component("dated", TimeAwareAnswers())
+        pipeline.add_component("dated", TimeAwareAnswers(index))
         pipeline.connect("embed_query.embedding", "dense.query_embedding")
         pipeline.connect("dense.documents", "fuse.documents")
         pipeline.connect("bm25.documents", "fuse.documents")
@@ -167,6 +167,7 @@ class BylinePipeline:
         pipeline.get_component("bm25").index = index
         pipeline.get_component("focus").index = index
         pipeline.get_component("assemble").index = index
+        pipeline.get_component("dated").index = index
         self.index = index
 
     def doc_ids(self) -> set[str]:
@@ -192,7 +193,8 @@ class BylinePipeline:
                  "bm25": {"query": reading.retrieval_query, "published_on_or_before": published_on_or_before},
                  "boost_thread": {"doc_ids": list(reading.boost)},
                  "focus": {"question": reading.question}, "read": {"query": reading.question},
-                 "assemble": {"question": question}, "dated": {"published_on_or_before": published_on_or_before}},
+                 "assemble": {"question": question},
+                 "dated": {"question": reading.question, "published_on_or_before": published_on_or_before}},
                 include_outputs_from=include_outputs_from or set())
 
     def ask(self, question: str, context: tuple[Turn, ...] = (), as_of: str | None = None) -> AnswerResult:

@@ -3,8 +3,11 @@
 - With a date limit (`byline ask --as-of`), an answer keeps only citations of articles published on
   or before it (retrieval already read only those; this drops corroborating citations found later).
 - When the answers above the no-answer threshold come from articles of different dates and differ,
-  the answer of the newest article leads and the answers only older articles give are kept apart as
-  `earlier` (rendered "Earlier (DATE, PUBLISHER): …"), never merged into the lead.
+  and are about the same story, the answer of the newest article leads and the answers only older
+  articles give are kept apart as `earlier` (rendered "Earlier (DATE, PUBLISHER): …"), never merged
+  into the lead. Same story: every name in the question ("Lumen Bank", "Marcus Webb") occurs in an
+  article giving each answer; a question naming nothing keeps the reader's order, as does one whose
+  best answer comes from articles that do not name all of it (another story that merely matched).
 - When they agree (one answer, however many articles), the renderings say how many articles and over
   what dates (`retrieval.answer.sources_phrase`).
 
@@ -21,6 +24,7 @@ from datetime import date
 from haystack import component
 
 from retrieval.answer import Answer, AnswerResult
+from retrieval.conversation import names_in
 from retrieval.errors import BylineError
 from retrieval.retriever.components import normalize_answer
 
@@ -58,20 +62,22 @@ def within_date(result: AnswerResult, last_date: str) -> AnswerResult:
                                published_on_or_before=last_date)
 
 
-def newest_first(result: AnswerResult) -> AnswerResult:
-    """The newest article's answer leads; differing answers only older articles give become `earlier`
-    (one per answer: "Olsen" is not repeated after "Maria Olsen")."""
-    if len(result.answers) < 2:
+def newest_first(result: AnswerResult, on_story) -> AnswerResult:
+    """The newest article's answer leads; differing answers that only older articles give become
+    `earlier` (one per answer: "Olsen" is not repeated after "Maria Olsen"). Only answers `on_story`
+    (from articles about the question's subject) take part, and only when the best answer is one."""
+    story = [a for a in result.answers if on_story(a)]
+    if len(story) < 2 or story[0] is not result.answers[0]:
         return result
-    newest = max(answer_date(a) for a in result.answers)
-    lead = next(a for a in result.answers if answer_date(a) == newest)  # the best-scored of the newest
+    newest = max(answer_date(a) for a in story)
+    lead = next(a for a in story if answer_date(a) == newest)  # the best-scored of the newest
     earlier: list[Answer] = []
-    for answer in result.answers:
+    for answer in story:
         if answer_date(answer) < newest and not any(same_answer(answer, kept) for kept in [lead, *earlier]):
             earlier.append(answer)
     if not earlier:
         return result
-    older = [a for a in result.answers if answer_date(a) < newest]
+    older = [a for a in story if answer_date(a) < newest]
     others = [a for a in result.answers if a is not lead and not any(a is o for o in older)]
     earlier.sort(key=answer_date, reverse=True)
     return dataclasses.replace(result, answers=[lead, *others], earlier=earlier)
@@ -81,8 +87,17 @@ def newest_first(result: AnswerResult) -> AnswerResult:
 class TimeAwareAnswers:
     """Orders the assembled answers by their articles' dates (see the module docstring)."""
 
+    def __init__(self, index) -> None:
+        self.index = index
+
     @component.output_types(result=AnswerResult)
-    def run(self, result: AnswerResult, published_on_or_before: str | None = None) -> dict:
+    def run(self, result: AnswerResult, question: str, published_on_or_before: str | None = None) -> dict:
         if published_on_or_before:
             result = within_date(result, published_on_or_before)
-        return {"result": newest_first(result)}
+        names = [n.lower() for n in names_in(question)]
+
+        def on_story(answer: Answer) -> bool:
+            return bool(names) and any(all(n in self.index.article_text(c.doc_id).lower() for n in names)
+                                       for c in answer.citations)
+
+        return {"result": newest_first(result, on_story)}

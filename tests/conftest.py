@@ -8,6 +8,7 @@ os.environ["TOKENIZERS_PARALLELISM"] = "false"
 for _name in [n for n in os.environ if n.startswith("BYLINE_")]:
     del os.environ[_name]  # tests run on config/byline.yaml as committed
 
+from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
@@ -47,3 +48,18 @@ def ingest_article(real_pipeline, tmp_path_factory):
         return real_pipeline
 
     return ingest
+
+
+@pytest.fixture(scope="session")
+def articles_added(real_pipeline):
+    """`with articles_added(paths):` the articles at `paths` are in `real_pipeline`, and removed after."""
+    @contextmanager
+    def added(paths):
+        report = real_pipeline.ingest(list(paths))
+        try:
+            yield real_pipeline
+        finally:
+            for doc_id in report.added:
+                real_pipeline.remove(doc_id)
+
+    return added

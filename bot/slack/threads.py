@@ -15,6 +15,7 @@ class SlackThread:
         self.logger = logger
         self.key = f"slack:{channel}:{thread_ts}"
         self.is_reply = ts != thread_ts  # a message that starts a thread inherits nothing
+        self.unreadable = False
 
     def turns(self) -> tuple[Turn, ...]:
         if not self.is_reply:
@@ -23,9 +24,12 @@ class SlackThread:
             return tuple(self.records.get(self.key))
         except ThreadRecordError as exc:
             self.logger.warning("%s; answering without the thread's context", exc)
+            self.unreadable = True
             return ()
 
     def record(self, result) -> None:
+        if self.unreadable:  # already reported once
+            return
         try:
             self.records.append(self.key, Turn.from_result(result))
         except ThreadRecordError as exc:
