@@ -6,12 +6,12 @@ decides whether a new question follows up on them and, if so, how to read it (`R
 1. Fresh, inheriting nothing: no earlier turn; a question starting "new question:"; or a question
    with no word that points back (below) of whose content words fewer than a third occur in the
    thread's last two turns (questions and answers): a new subject.
-2. A follow-up, read with the latest turn, when a word points back:
-   - "he/she/him/his/her" become the person the thread is about: the previous answer when the
-     previous question asked for a person ("who …", "which judge …"), else a titled name in it
-     ("Judge X");
-   - "the company/firm/group" becomes the organisation the previous question asked for ("which
-     company …", answered with a name), else the last name in it (names before acronyms);
+2. A follow-up, read with the thread's turns, when a word points back:
+   - "he/she/him/his/her" become the person the thread last named: the answer to a question asking
+     for a person ("who …", "which judge …"), else a titled name in a question ("Judge X");
+   - "the company/firm/group" becomes, in the latest turn that has one, the organisation asked for
+     ("which company …", answered with a name), else the question's last name that is not one of the
+     thread's people (names before acronyms: "Xiaomi", not "CCMC");
    - "it/its/they/them/their" become the previous answer only when that answered "which …/what …"
      with a name ("Which stock exchange …?" "New York Stock Exchange"); otherwise "it" is left as it
      is (it is as often the designation or the story as the company), and retrieval resolves it;
@@ -20,9 +20,10 @@ decides whether a new question follows up on them and, if so, how to read it (`R
    - "when was that?" (a question word with only "that/this/it") asks it about the previous fact:
      the previous question with its question phrase replaced by the previous answer ("Which court
      issued …?" "federal court in Washington" -> "When was that: federal court in Washington issued …?").
-   The reader reads the question so rewritten; retrieval searches with it plus the previous
+   The reader reads the question so rewritten. Retrieval searches with it plus the previous
    question's key terms and the previous answer (not for "and Huawei?", whose previous answer was
-   about something else); the articles the previous answer cited get a boost in the fused ranking.
+   about something else), and the articles the previous answer cited get a boost in the fused
+   ranking.
 3. Same subject: no word points back but a third or more of its content words occur in the thread.
    The question names what it asks about, so it is read and searched as asked; only the thread's
    articles get the boost.
@@ -147,30 +148,35 @@ def thing_answered(turn: Turn) -> str | None:
     return turn.answer if asked_for_a_thing and _looks_like_a_name(turn.answer) else None
 
 
-def last_name_in(turn: Turn) -> str | None:
-    """The last name in the question that is not a title or the thread's person, preferring names to
-    acronyms ("Xiaomi" to "CCMC" in "When was Xiaomi added to the CCMC list?")."""
-    person = person_in(turn)
-    names = [n for n in names_in(turn.read_as) if n not in TITLES and (not person or n not in person)]
+def people_in(turns: Sequence[Turn]) -> list[str]:
+    """The people the thread is about, oldest first."""
+    return [person for person in map(person_in, turns) if person]
+
+
+def last_name_in(turn: Turn, people: Sequence[str] = ()) -> str | None:
+    """The last name in the question that is not a title or one of the thread's `people`, preferring
+    names to acronyms ("Xiaomi" to "CCMC" in "When was Xiaomi added to the CCMC list?")."""
+    names = [n for n in names_in(turn.read_as) if n not in TITLES and not any(n in p or p in n for p in people)]
     names = [n for n in names if not n.isupper()] or names
     return names[-1] if names else None
 
 
-def company_in(turn: Turn) -> str | None:
+def company_in(turn: Turn, people: Sequence[str] = ()) -> str | None:
     """What "the company" means after `turn`: the organisation it asked for, else the last name in it."""
-    return thing_answered(turn) or last_name_in(turn)
+    return thing_answered(turn) or last_name_in(turn, people)
 
 
 def _possessive(name: str) -> str:
     return name + ("’" if name.endswith("s") else "’s")
 
 
-def resolve_references(question: str, previous: Turn) -> tuple[str, list[str]]:
-    """`question` with its pronouns and "the company" replaced where the previous turn says what they
-    are, and the replacements made ("he → Rudolph Contreras")."""
-    person = person_in(previous)
-    company = company_in(previous)
-    thing = thing_answered(previous)
+def resolve_references(question: str, turns: Sequence[Turn]) -> tuple[str, list[str]]:
+    """`question` with its pronouns and "the company" replaced where the thread says what they are
+    (the latest turn that does), and the replacements made ("he → Rudolph Contreras")."""
+    people = people_in(turns)
+    person = people[-1] if people else None
+    company = next((c for c in (company_in(t, people) for t in reversed(turns)) if c), None)
+    thing = thing_answered(turns[-1])
     made = []
 
     def replace(pattern: re.Pattern, name: str | None, possessives: tuple[str, ...], text: str) -> str:
@@ -213,7 +219,7 @@ def read_in_context(question: str, turns: Sequence[Turn]) -> Reading:
         read_as = f"{match.group('wh').capitalize()} was that: {statement_of(previous)}?"
         why = "asks about the previous answer"
     elif match := ELLIPTICAL_ENTITY.match(question):
-        entity, replaced = match.group("entity"), last_name_in(previous)
+        entity, replaced = match.group("entity"), last_name_in(previous, people_in(turns))
         if replaced and replaced in previous.read_as:
             read_as = previous.read_as.replace(replaced, entity)
             carried = []  # the previous question's words are all in it, and its answer was about another
@@ -221,7 +227,7 @@ def read_in_context(question: str, turns: Sequence[Turn]) -> Reading:
             read_as = f"{previous.read_as} ({entity})"
         why = f"asks the previous question about {entity}"
     elif refers_back(question):
-        read_as, made = resolve_references(question, previous)
+        read_as, made = resolve_references(question, turns)
         why = "refers back" + (f" ({', '.join(made)})" if made else "")
     else:
         own = set(content_terms(question))

@@ -40,6 +40,14 @@ def test_a_follow_up_is_read_with_the_previous_turn(previous, question, read_as)
     assert reading.boost == previous.doc_ids  # the articles the previous answer cited
 
 
+def test_a_thread_of_several_turns_resolves_each_reference_from_the_latest_turn_that_names_it():
+    harm = Turn("What harm did he say it would cause?", "What harm did Rudolph Contreras say it would cause?",
+                "irreparable", ("z",))
+    assert read_in_context("Where are the company's shares traded?", [JUDGE, harm]).question == \
+        "Where are Xiaomi’s shares traded?"  # not the judge's, though the last question names only him
+    assert read_in_context("What else did he say?", [JUDGE, harm]).question == "What else did Rudolph Contreras say?"
+
+
 def test_retrieval_searches_with_the_previous_question_and_answer_too():
     reading = read_in_context("What harm did he say it would cause?", [JUDGE])
     assert reading.retrieval_query.startswith(reading.question)
