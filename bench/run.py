@@ -148,7 +148,7 @@ def bench_scale(config: dict, chunks: int, rounds: int, data_dir: Path, batch: i
         feed = data_dir / "scale-batch.jsonl"
         feed.write_text("\n".join(json.dumps(a) for a in pending[offset:offset + batch]))
         embedded += pipeline.ingest([feed]).chunks_embedded
-        print(f"scale: {len(pipeline.index.chunks)} chunks", file=sys.stderr, flush=True)
+        print(f"scale: {pipeline.store.count_chunks()} chunks", file=sys.stderr, flush=True)
     build_s = time.perf_counter() - started
     timings = []
     for _ in range(rounds):
@@ -156,7 +156,7 @@ def bench_scale(config: dict, chunks: int, rounds: int, data_dir: Path, batch: i
             t = time.perf_counter()
             pipeline.ask(question)
             timings.append((time.perf_counter() - t) * 1000)
-    return {"chunks": len(pipeline.index.chunks), "chunk_max_words": max_words, "articles": len(articles),
+    return {"chunks": pipeline.store.count_chunks(), "chunk_max_words": max_words, "articles": len(articles),
             "built_now_chunks": embedded, "build_s": round(build_s, 1),
             "p50_ms": round(percentile(timings, 50), 1), "p95_ms": round(percentile(timings, 95), 1),
             "rss_mb": round(rss_mb(), 1)}

@@ -142,7 +142,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
     for doc_id in sorted(pipeline.doc_ids()):
-        meta = pipeline.index.metadata(doc_id)
+        meta = pipeline.store.metadata(doc_id)
         print(f"{doc_id}  {meta['published'] or '----------'}  {meta['publisher'] or '-'}  {meta['title']}")
     return 0
 

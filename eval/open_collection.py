@@ -88,9 +88,9 @@ def file_digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def scratch_collection(path: Path, articles: list[dict]) -> Path:
+def scratch_collection(path: Path, articles: list[dict], cache_root: Path = CACHE_ROOT) -> Path:
     """The folder holding the collection as one JSON-lines file; its index is built beside it."""
-    folder = CACHE_ROOT / file_digest(path)[:16]
+    folder = cache_root / file_digest(path)[:16]
     corpus = folder / "articles"
     if not (corpus / "articles.jsonl").exists():
         temporary = folder / "articles.tmp"
@@ -238,12 +238,13 @@ def run_stock_peer(articles: list[dict], questions: list[OpenQuestion], v2: bool
             "latency_p95_ms": percentile(latencies, 95)}
 
 
-def run_open(path: Path, config: dict, limit: int | None, with_stock: bool = False) -> tuple[dict, list[dict]]:
+def run_open(path: Path, config: dict, limit: int | None, with_stock: bool = False,
+             cache_root: Path = CACHE_ROOT) -> tuple[dict, list[dict]]:
     from retrieval.pipeline import BylinePipeline
 
     articles, questions, v2 = load_collection(path)
     questions = spread_sample(questions, limit)
-    folder = scratch_collection(path, articles)
+    folder = scratch_collection(path, articles, cache_root)
     print(f"eval --open: {len(articles)} articles, {len(questions)} questions; collection in {folder}",
           file=sys.stderr, flush=True)
     pipeline = BylinePipeline(open_config(config, folder))

@@ -236,7 +236,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _article_texts(pipeline) -> dict[str, str]:
-    return {doc_id: pipeline.index.article_text(doc_id) for doc_id in pipeline.doc_ids()}
+    return {doc_id: pipeline.store.article_text(doc_id) for doc_id in pipeline.doc_ids()}
 
 
 def _run_squad(args, reader_factory) -> int:

@@ -1,8 +1,10 @@
-"""The one place that builds Byline from config: models, index, and the query pipeline.
+"""The one place that builds Byline from config: models, the article store, and the query pipeline.
 
-    question ─┬─ embed_query ── dense (FAISS) ─┐
-              └──────────────── bm25 ──────────┴─ fuse (RRF) ─ boost_thread ─ collapse_copies ─ focus ─ read
+    question ─┬─ embed_query ── dense ─┐
+              └──────────────── bm25 ──┴─ fuse (RRF) ─ boost_thread ─ collapse_copies ─ focus ─ read
               ─ assemble ─ dated
+
+    ingest: load + clean ─ prepare (sentences, vectors, chunks) ─ store.write (one atomic change)
 
 A follow-up in a thread is first read with the thread's earlier turns (retrieval.conversation): the
 retrievers search with its words plus the previous question's key terms and answer, `boost_thread`
@@ -21,16 +23,17 @@ from pathlib import Path
 import numpy as np
 from haystack import Pipeline
 from haystack.components.joiners import DocumentJoiner
-from haystack_integrations.components.retrievers.faiss import FAISSEmbeddingRetriever
 
 from retrieval.answer import AnswerResult
 from retrieval.conversation import Reading, Turn, read_in_context
 from retrieval.errors import BylineError
-from retrieval.index.store import ArticleIndex, IndexLocation, IngestReport, StaleIndexFormat
-from retrieval.ingest.loaders import load_paths
-from retrieval.retriever.components import (AnswerAssembler, BM25ChunkRetriever, BoostArticles,
-                                            CollapseSyndicatedCopies, QueryEmbedder, SentenceFocuser,
-                                            published_filter)
+from retrieval.index.base import ArticleStore, IngestReport
+from retrieval.index.local import IndexLocation, LocalStore
+from retrieval.ingest.loaders import Article, load_paths
+from retrieval.ingest.prepare import ArticlePreparer
+from retrieval.retriever.components import (AnswerAssembler, BoostArticles, CollapseSyndicatedCopies, QueryEmbedder,
+                                            SentenceFocuser)
+from retrieval.retriever.search import DenseChunkRetriever, LexicalChunkRetriever
 from retrieval.timeline import TimeAwareAnswers, check_date
 
 logger = logging.getLogger(__name__)
@@ -44,6 +47,11 @@ def embedder_model_path(name: str) -> str:
     return name
 
 
+def open_store(config: dict) -> ArticleStore:
+    """The configured article store."""
+    return LocalStore.open(IndexLocation(Path(config["data_dir"])))
+
+
 class BylinePipeline:
     """Ingest articles and answer questions; models load once, `ask` is thread-safe."""
 
@@ -54,7 +62,6 @@ class BylinePipeline:
         from retrieval.reader.extractive import load_configured_reader
 
         self.config = config
-        self.location = IndexLocation(Path(config["data_dir"]))
         model = embedder_model_path(config["embedder"]["model"])
         self.text_embedder = SentenceTransformersTextEmbedder(
             model=model, normalize_embeddings=True, progress_bar=False, local_files_only=True)
@@ -64,30 +71,31 @@ class BylinePipeline:
         self.reader = load_configured_reader(config["reader"])
         self.text_embedder.warm_up()
         self.document_embedder.warm_up()
+        self.preparer = ArticlePreparer(self._embed, config["chunking"]["max_words"],
+                                        config["chunking"]["overlap_sentences"])
         self._lock = threading.RLock()
-        self.index = self._load_or_bootstrap_index()
-        self._query_pipeline = self._build_query_pipeline(self.index)
+        self.store = self._open_store()
+        self._query_pipeline = self._build_query_pipeline(self.store)
 
     # -- building ----------------------------------------------------------------------------
-    def _build_query_pipeline(self, index: ArticleIndex) -> Pipeline:
+    def _build_query_pipeline(self, store: ArticleStore) -> Pipeline:
         retrieval = self.config["retrieval"]
         reader = self.config["reader"]
         pipeline = Pipeline()
         pipeline.add_component("embed_query", QueryEmbedder(self.text_embedder))
-        pipeline.add_component("dense", FAISSEmbeddingRetriever(document_store=index.faiss_store,
-                                                                top_k=retrieval["dense_top_k"]))
-        pipeline.add_component("bm25", BM25ChunkRetriever(index, top_k=retrieval["bm25_top_k"]))
+        pipeline.add_component("dense", DenseChunkRetriever(store, top_k=retrieval["dense_top_k"]))
+        pipeline.add_component("bm25", LexicalChunkRetriever(store, top_k=retrieval["bm25_top_k"]))
         pipeline.add_component("fuse", DocumentJoiner(join_mode="reciprocal_rank_fusion"))
         pipeline.add_component("boost_thread", BoostArticles(self.config["conversation"]["boost"]))
         pipeline.add_component("collapse_copies", CollapseSyndicatedCopies(top_k=retrieval["top_k"],
                                                                        max_per_article=retrieval["max_chunks_per_article"]))
-        pipeline.add_component("focus", SentenceFocuser(index, retrieval["focus_sentences"],
+        pipeline.add_component("focus", SentenceFocuser(store, retrieval["focus_sentences"],
                                                         retrieval["focus_neighbours"]))
         pipeline.add_component("read", self.reader)
-        pipeline.add_component("assemble", AnswerAssembler(index, reader["no_answer_threshold"],
+        pipeline.add_component("assemble", AnswerAssembler(store, reader["no_answer_threshold"],
                                                            reader["max_answers"], reader["max_answer_words"],
                                                            reader["citation_similarity"]))
-        pipeline.add_component("dated", TimeAwareAnswers(index))
+        pipeline.add_component("dated", TimeAwareAnswers(store))
         pipeline.connect("embed_query.embedding", "dense.query_embedding")
         pipeline.connect("dense.documents", "fuse.documents")
         pipeline.connect("bm25.documents", "fuse.documents")
@@ -111,67 +119,66 @@ class BylinePipeline:
         documents = self.document_embedder.run([Document(content=t) for t in texts])["documents"]
         return np.asarray([d.embedding for d in documents], dtype=np.float32)
 
-    # -- the index ----------------------------------------------------------------------------
-    def _load_or_bootstrap_index(self) -> ArticleIndex:
-        """The published index; with none, the bundled corpus; an index in an older format is
-        rebuilt from the articles it holds. Processes starting together build it once."""
-        if self.location.exists():
-            try:
-                return self.location.load()
-            except StaleIndexFormat:
-                pass
-        with self.location.writer_lock(wait=True):
-            if not self.location.exists():
-                corpus = Path(self.config["corpus_dir"])
-                logger.info("no index in %s yet: ingesting the bundled corpus from %s",
-                            self.location.data_dir, corpus)
-                articles = load_paths([corpus], self.config["chunking"]["max_file_bytes"])
-            else:
-                try:
-                    return self.location.load()  # built by another process while this one waited
-                except StaleIndexFormat as stale:
-                    logger.warning("%s; re-indexing the %d articles it holds", stale, len(stale.articles))
-                    articles = stale.articles
-            index = ArticleIndex()
-            report = index.apply(articles, self._embed,
-                                 self.config["chunking"], self.config["retrieval"]["duplicate_threshold"])
-            if report.changed:
-                self.location.publish(index)
-        return index
+    # -- the store ----------------------------------------------------------------------------
+    def _open_store(self) -> ArticleStore:
+        """The configured store; an empty one gets the bundled corpus, and a local index in an older
+        format is rebuilt from the articles it holds. Processes starting together build it once."""
+        store = open_store(self.config)
+        if store.needs_bootstrap():
+            with store.writer_lock(wait=True):
+                writable = store.for_writing()
+                if writable.needs_bootstrap():  # unless another process built it while this one waited
+                    articles = writable.stale_articles
+                    if articles is None:
+                        corpus = Path(self.config["corpus_dir"])
+                        logger.info("an empty store: ingesting the bundled corpus from %s", corpus)
+                        articles = load_paths([corpus], self.config["chunking"]["max_file_bytes"])
+                    self._apply(writable, articles)
+                store = writable
+        return store
+
+    def _apply(self, store: ArticleStore, articles: list[Article], replace_all: bool = False) -> IngestReport:
+        """Prepare the new and changed articles and write them (and any removals) in one change."""
+        stored = store.fingerprints()
+        prepared = self.preparer.run(articles=articles, stored_fingerprints=stored)
+        report = IngestReport(unchanged=prepared["unchanged"])
+        for article in prepared["prepared"]:
+            (report.updated if article.doc_id in stored else report.added).append(article.doc_id)
+            report.chunks_embedded += len(article.chunks)
+        if replace_all:
+            report.removed = sorted(set(stored) - {a.doc_id for a in articles})
+        if report.changed or store.needs_bootstrap():
+            store.write(prepared["prepared"], report.removed, self.config["retrieval"]["duplicate_threshold"])
+        return report
 
     def ingest(self, paths: list[Path], replace_all: bool = False) -> IngestReport:
-        """Add or update articles. Any bad file refuses the whole batch; the index stays as it was."""
+        """Add or update articles. Any bad file refuses the whole batch; the store stays as it was."""
         started = time.perf_counter()
         articles = load_paths([Path(p) for p in paths], self.config["chunking"]["max_file_bytes"])
-        with self._lock, self.location.writer_lock():
-            index = self.location.load() if self.location.exists() else ArticleIndex()
-            report = index.apply(articles, self._embed, self.config["chunking"],
-                                 self.config["retrieval"]["duplicate_threshold"], replace_all=replace_all)
+        with self._lock, self.store.writer_lock():
+            store = self.store.for_writing()
+            report = self._apply(store, articles, replace_all=replace_all)
             if report.changed:
-                self.location.publish(index)
-                self._swap_index(index)
+                self._use_store(store)
         report.seconds = time.perf_counter() - started
         return report
 
     def remove(self, doc_id: str) -> None:
-        with self._lock, self.location.writer_lock():
-            index = self.location.load()
-            index.remove(doc_id)
-            self.location.publish(index)
-            self._swap_index(index)
+        with self._lock, self.store.writer_lock():
+            store = self.store.for_writing()
+            if doc_id not in store.doc_ids():
+                raise BylineError(f"no article with id '{doc_id}' in the index")
+            store.write([], [doc_id], self.config["retrieval"]["duplicate_threshold"])
+            self._use_store(store)
 
-    def _swap_index(self, index: ArticleIndex) -> None:
-        """Point the query pipeline's index-bound components at the new index (models stay loaded)."""
-        pipeline = self._query_pipeline
-        pipeline.get_component("dense").document_store = index.faiss_store
-        pipeline.get_component("bm25").index = index
-        pipeline.get_component("focus").index = index
-        pipeline.get_component("assemble").index = index
-        pipeline.get_component("dated").index = index
-        self.index = index
+    def _use_store(self, store: ArticleStore) -> None:
+        """Point the query pipeline's store-bound components at `store` (models stay loaded)."""
+        for name in ("dense", "bm25", "focus", "assemble", "dated"):
+            self._query_pipeline.get_component(name).store = store
+        self.store = store
 
     def doc_ids(self) -> set[str]:
-        return self.index.doc_ids()
+        return self.store.doc_ids()
 
     # -- asking -------------------------------------------------------------------------------
     def check_question(self, question: str) -> str:
@@ -185,16 +192,15 @@ class BylinePipeline:
     def _run(self, question: str, include_outputs_from: set[str] | None = None, reading: Reading | None = None,
              published_on_or_before: str | None = None) -> dict:
         reading = reading or Reading(question, question)
+        date_limit = {"published_on_or_before": published_on_or_before}
         # Serialised: torch already spreads one question over every core.
         with self._lock:
             return self._query_pipeline.run(
                 {"embed_query": {"text": reading.retrieval_query, "question": reading.question},
-                 "dense": {"filters": published_filter(published_on_or_before)},
-                 "bm25": {"query": reading.retrieval_query, "published_on_or_before": published_on_or_before},
+                 "dense": date_limit, "bm25": {"query": reading.retrieval_query, **date_limit},
                  "boost_thread": {"doc_ids": list(reading.boost)},
                  "focus": {"question": reading.question}, "read": {"query": reading.question},
-                 "assemble": {"question": question},
-                 "dated": {"question": reading.question, "published_on_or_before": published_on_or_before}},
+                 "assemble": {"question": question}, "dated": {"question": reading.question, **date_limit}},
                 include_outputs_from=include_outputs_from or set())
 
     def ask(self, question: str, context: tuple[Turn, ...] = (), as_of: str | None = None) -> AnswerResult:

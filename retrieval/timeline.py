@@ -87,8 +87,8 @@ def newest_first(result: AnswerResult, on_story) -> AnswerResult:
 class TimeAwareAnswers:
     """Orders the assembled answers by their articles' dates (see the module docstring)."""
 
-    def __init__(self, index) -> None:
-        self.index = index
+    def __init__(self, store) -> None:
+        self.store = store
 
     @component.output_types(result=AnswerResult)
     def run(self, result: AnswerResult, question: str, published_on_or_before: str | None = None) -> dict:
@@ -97,7 +97,7 @@ class TimeAwareAnswers:
         names = [n.lower() for n in names_in(question)]
 
         def on_story(answer: Answer) -> bool:
-            return bool(names) and any(all(n in self.index.article_text(c.doc_id).lower() for n in names)
+            return bool(names) and any(all(n in self.store.article_text(c.doc_id).lower() for n in names)
                                        for c in answer.citations)
 
         return {"result": newest_first(result, on_story)}

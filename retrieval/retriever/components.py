@@ -1,8 +1,6 @@
-"""Byline's own Haystack components: lexical retrieval, the steps between fusion and the reader,
-and the step after it.
+"""Byline's own Haystack components: the steps between fusion and the reader, and the step after it.
 
 - `QueryEmbedder`: MiniLM vectors of what retrieval searches for and of the question the reader reads.
-- `BM25ChunkRetriever`: BM25 over the index's chunks (bm25s; see retrieval.index.lexical).
 - `BoostArticles`: a follow-up question favours the articles the thread's previous answer cited.
 - `CollapseSyndicatedCopies`: one story republished by several outlets keeps one slot.
 - `SentenceFocuser`: ranks the sentences of the fused chunks and hands the reader short
@@ -23,7 +21,7 @@ from haystack import Document, component
 from haystack.dataclasses import ExtractedAnswer
 
 from retrieval.answer import Answer, AnswerResult, Citation
-from retrieval.index.store import ArticleIndex
+from retrieval.index.base import ArticleStore
 
 TOKEN = re.compile(r"\w+")
 STOPWORDS = frozenset(
@@ -56,35 +54,6 @@ class QueryEmbedder:
         if question is None or question == text:
             return {"embedding": embedding, "question_embedding": embedding}
         return {"embedding": embedding, "question_embedding": self.embedder.run(text=question)["embedding"]}
-
-
-@component
-class BM25ChunkRetriever:
-    """The `top_k` chunks that best match the query by BM25, as Documents with their score."""
-
-    def __init__(self, index: ArticleIndex, top_k: int) -> None:
-        self.index = index
-        self.top_k = top_k
-
-    @component.output_types(documents=list[Document])
-    def run(self, query: str, published_on_or_before: str | None = None) -> dict:
-        if not published_on_or_before:
-            hits = self.index.lexical.search(query, self.top_k)
-        else:  # every match, then the top_k of those published in time
-            hits = [(chunk_id, score) for chunk_id, score in self.index.lexical.search(query, len(self.index.chunks))
-                    if (self.index.chunks[chunk_id].meta.get("published") or "9999") <= published_on_or_before]
-        return {"documents": [_scored_copy(self.index.chunks[chunk_id], score)
-                              for chunk_id, score in hits[:self.top_k]]}
-
-
-def published_filter(last_date: str | None) -> dict | None:
-    """The document-store filter for chunks of articles published on or before `last_date`."""
-    return {"field": "meta.published", "operator": "<=", "value": last_date} if last_date else None
-
-
-def _scored_copy(chunk: Document, score: float) -> Document:
-    """A copy later steps may annotate (their notes must not leak into the index)."""
-    return dataclasses.replace(chunk, meta=dict(chunk.meta), score=score, embedding=None)
 
 
 @component
@@ -135,8 +104,8 @@ class CollapseSyndicatedCopies:
 class SentenceFocuser:
     """Pick the best sentences of the retrieved chunks and build reader passages around them."""
 
-    def __init__(self, index: ArticleIndex, focus_sentences: int, neighbours: int = 1, rrf_k: int = 10) -> None:
-        self.index = index
+    def __init__(self, store: ArticleStore, focus_sentences: int, neighbours: int = 1, rrf_k: int = 10) -> None:
+        self.store = store
         self.focus_sentences = focus_sentences
         self.neighbours = neighbours
         self.rrf_k = rrf_k
@@ -170,7 +139,7 @@ class SentenceFocuser:
         keys = list(candidates)
         texts = [self._sentence_text(d, i) for d, i in keys]
         query = np.asarray(query_embedding, dtype=np.float32)
-        dense = np.array([float(self.index.sentence_embeddings[d][i] @ query) for d, i in keys])
+        dense = np.array([float(self.store.sentence_vectors(d)[i] @ query) for d, i in keys])
         lexical = self._lexical_scores(question, texts)
         chunk_rank = np.array([candidates[k] for k in keys], dtype=float)
         fused = np.zeros(len(keys))
@@ -182,11 +151,11 @@ class SentenceFocuser:
         return {"passages": self._windows(best, copies), "closest": [self._sentence_document(d, i) for d, i in best[:2]]}
 
     def _sentence_text(self, doc_id: str, i: int) -> str:
-        sentence = self.index.sentences[doc_id][i]
-        return self.index.article_text(doc_id)[sentence.start:sentence.end]
+        sentence = self.store.sentences(doc_id)[i]
+        return self.store.article_text(doc_id)[sentence.start:sentence.end]
 
     def _sentence_document(self, doc_id: str, i: int) -> Document:
-        sentence = self.index.sentences[doc_id][i]
+        sentence = self.store.sentences(doc_id)[i]
         return Document(content=self._sentence_text(doc_id, i),
                         meta={"doc_id": doc_id, "article_start": sentence.start, "article_end": sentence.end})
 
@@ -195,7 +164,7 @@ class SentenceFocuser:
         spans: dict[str, list[list[int]]] = defaultdict(list)
         first_seen: dict[str, int] = {}
         for rank, (doc_id, i) in enumerate(best):
-            last = len(self.index.sentences[doc_id]) - 1
+            last = len(self.store.sentences(doc_id)) - 1
             spans[doc_id].append([max(0, i - self.neighbours), min(last, i + self.neighbours), rank])
             first_seen.setdefault(doc_id, rank)
         passages = []
@@ -208,8 +177,8 @@ class SentenceFocuser:
                     merged[-1][2] = min(merged[-1][2], rank)
                 else:
                     merged.append([low, high, rank])
-            text = self.index.article_text(doc_id)
-            sentences = self.index.sentences[doc_id]
+            text = self.store.article_text(doc_id)
+            sentences = self.store.sentences(doc_id)
             for low, high, rank in merged:
                 start, end = sentences[low].start, sentences[high].end
                 passages.append(Document(content=text[start:end],
@@ -223,9 +192,9 @@ class SentenceFocuser:
 class AnswerAssembler:
     """Merge reader spans with the same normalised text into one answer citing every article."""
 
-    def __init__(self, index: ArticleIndex, no_answer_threshold: float, max_answers: int,
+    def __init__(self, store: ArticleStore, no_answer_threshold: float, max_answers: int,
                  max_answer_words: int = 30, citation_similarity: float = 0.0) -> None:
-        self.index = index
+        self.store = store
         self.no_answer_threshold = no_answer_threshold
         self.max_answers = max_answers
         self.max_answer_words = max_answer_words
@@ -257,9 +226,9 @@ class AnswerAssembler:
                 break
             spans.sort(key=lambda s: -s[0])
             _, doc_id, start, end = spans[0]
-            text = self.index.article_text(doc_id)[start:end]
+            text = self.store.article_text(doc_id)[start:end]
             located = {self._exact(text, d, s_, e_) for _, d, s_, e_ in spans} - {None}
-            corroborating = [self.index.chunks[chunk_id] for chunk_id, _ in self.index.lexical.search(text, 10)]
+            corroborating = self.store.lexical_search(text, 10)
             located |= self._other_mentions(text, passages + retrieved + corroborating, (doc_id, start, end),
                                             {loc[0] for loc in located})
             citations = self._citations(sorted(located, key=lambda s: (s != (doc_id, start, end),)))
@@ -272,7 +241,7 @@ class AnswerAssembler:
 
     def _exact(self, text: str, doc_id: str, start: int, end: int) -> tuple[str, int, int] | None:
         """Where `text` itself sits at or around a span that matched it only after normalisation."""
-        article = self.index.article_text(doc_id)
+        article = self.store.article_text(doc_id)
         if article[start:end] == text:
             return doc_id, start, end
         window_start = max(0, start - len(text) - 20)
@@ -297,7 +266,7 @@ class AnswerAssembler:
         for passage in passages:
             first_supporting(passage.meta["doc_id"], passage.content, passage.meta["article_start"])
             for copy in passage.meta.get("copies", []):
-                first_supporting(copy, self.index.article_text(copy), 0)
+                first_supporting(copy, self.store.article_text(copy), 0)
         return found
 
     def _supports(self, mention: tuple[str, int, int], answer: tuple[str, int, int]) -> bool:
@@ -307,8 +276,8 @@ class AnswerAssembler:
             >= self.citation_similarity
 
     def _sentence_vector(self, doc_id: str, offset: int) -> np.ndarray:
-        starts = [s.start for s in self.index.sentences[doc_id]]
-        return self.index.sentence_embeddings[doc_id][max(0, bisect_right(starts, offset) - 1)]
+        starts = [s.start for s in self.store.sentences(doc_id)]
+        return self.store.sentence_vectors(doc_id)[max(0, bisect_right(starts, offset) - 1)]
 
     def _citations(self, located: list[tuple[str, int, int]]) -> list[Citation]:
         seen, citations = set(), []
@@ -321,12 +290,12 @@ class AnswerAssembler:
 
     def _citation(self, doc_id: str, start: int, end: int) -> Citation:
         """The sentence(s) holding article[start:end], with the span's offsets in them."""
-        sentences = self.index.sentences[doc_id]
+        sentences = self.store.sentences(doc_id)
         covering = [s for s in sentences if s.end > start and s.start < max(end, start + 1)] or \
             [min(sentences, key=lambda s: abs(s.start - start))]
         snippet_start, snippet_end = covering[0].start, covering[-1].end
-        snippet = self.index.article_text(doc_id)[snippet_start:snippet_end]
-        meta = self.index.metadata(doc_id)
+        snippet = self.store.article_text(doc_id)[snippet_start:snippet_end]
+        meta = self.store.metadata(doc_id)
         return Citation(doc_id=doc_id, title=meta["title"], publisher=meta["publisher"],
                         published=meta["published"], url=meta["url"], snippet=snippet,
                         answer_start=start - snippet_start, answer_end=end - snippet_start,

@@ -33,7 +33,7 @@ def test_question_is_answered_with_a_citation_that_holds_the_answer(real_pipelin
     assert answer.citations
     for citation in answer.citations:
         assert citation.snippet[citation.answer_start:citation.answer_end] == answer.text
-        article = real_pipeline.index.article_text(citation.doc_id)
+        article = real_pipeline.store.article_text(citation.doc_id)
         assert article[citation.article_start:citation.article_end] == answer.text
         assert citation.title and citation.published == "2021-05-26"
 

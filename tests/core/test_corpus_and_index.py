@@ -18,47 +18,47 @@ CHROME = ["Skip to main content", "Share this story", "Share this article", "Pho
 
 def test_every_seed_article_is_indexed_with_metadata(real_pipeline):
     assert SEED_IDS <= real_pipeline.doc_ids()
-    caixin = real_pipeline.index.metadata("002_a0ddfdd3e2791628")
+    caixin = real_pipeline.store.metadata("002_a0ddfdd3e2791628")
     assert caixin == {"doc_id": "002_a0ddfdd3e2791628", "publisher": "Caixin Global", "published": "2021-05-26",
                       "title": "U.S. Judge Issues Final Order Removing Xiaomi From China Military Banned List",
                       "url": None}
-    verge = real_pipeline.index.metadata("001_c47d310b39072f43")
+    verge = real_pipeline.store.metadata("001_c47d310b39072f43")
     assert verge["title"] == "US admits Xiaomi isn’t a ‘Communist Chinese military company’ after all"
     assert verge["publisher"] == "The Verge"
     for doc_id in SEED_IDS:
-        meta = real_pipeline.index.metadata(doc_id)
+        meta = real_pipeline.store.metadata(doc_id)
         assert meta["title"] and meta["published"] == "2021-05-26", doc_id
 
 
 def test_page_chrome_is_absent_from_chunks_and_sentences(real_pipeline):
-    index = real_pipeline.index
-    texts = [doc.content for doc in index.chunks.values()]
-    texts += [index.article_text(d) for d in index.doc_ids()]
+    store = real_pipeline.store
+    texts = [doc.content for doc in store.all_chunks()]
+    texts += [store.article_text(d) for d in store.doc_ids()]
     for text in texts:
         for chrome in CHROME:
             assert chrome not in text, f"page chrome {chrome!r} survived cleaning"
     # the story itself is all there: first and last story sentences of the Caixin page
-    caixin = index.article_text("002_a0ddfdd3e2791628")
+    caixin = store.article_text("002_a0ddfdd3e2791628")
     assert caixin.startswith("Smartphone-maker Xiaomi Corp. is off the hook")
     assert caixin.endswith("Yang Ge contributed to this report.")
 
 
 def test_chunks_keep_offsets_into_the_cleaned_article(real_pipeline):
-    index = real_pipeline.index
-    for chunk in index.chunks.values():
-        article = index.article_text(chunk.meta["doc_id"])
+    store = real_pipeline.store
+    for chunk in store.all_chunks():
+        article = store.article_text(chunk.meta["doc_id"])
         assert article[chunk.meta["article_start"]:chunk.meta["article_end"]] == chunk.content
     by_article = {}
-    for chunk in index.chunks.values():
+    for chunk in store.all_chunks():
         by_article.setdefault(chunk.meta["doc_id"], []).append(chunk)
     longest = max(by_article.values(), key=len)
     longest.sort(key=lambda c: c.meta["chunk_index"])
     assert len(longest) > 1
     for previous, following in zip(longest, longest[1:]):
         assert following.meta["first_sentence"] <= previous.meta["last_sentence"], "chunks overlap by a sentence"
-    for doc_id, sentences in index.sentences.items():
-        text = index.article_text(doc_id)
-        for sentence in sentences:
+    for doc_id in store.doc_ids():
+        text = store.article_text(doc_id)
+        for sentence in store.sentences(doc_id):
             piece = text[sentence.start:sentence.end]
             assert piece == piece.strip() and "\n" not in piece
 
@@ -75,7 +75,7 @@ def test_chunk_vectors_pooled_from_sentences_stand_for_their_chunk(real_pipeline
     """Chunk vectors are pooled from sentence vectors; each must still be nearest to its own text."""
     import numpy as np
 
-    chunks = sorted(real_pipeline.index.chunks.values(), key=lambda d: d.id)
+    chunks = sorted(real_pipeline.store.all_chunks(), key=lambda d: d.id)
     pooled = np.asarray([c.embedding for c in chunks], dtype=np.float32)
     assert np.allclose(np.linalg.norm(pooled, axis=1), 1.0, atol=1e-4)
     direct = real_pipeline._embed([c.content for c in chunks])

@@ -6,12 +6,13 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from retrieval.config import REPO_ROOT
 from retrieval.errors import BylineError
-from retrieval.index.store import IndexLocation
+from retrieval.index.local import IndexLocation
 from retrieval.pipeline import BylinePipeline
 
 BYLINE = [sys.executable, "-m", "bot.cli"]
@@ -25,8 +26,12 @@ def own_pipeline(test_config, tmp_path_factory):
 
 
 def index_snapshot(pipeline):
-    location = IndexLocation(pipeline.location.data_dir)
+    location = IndexLocation(Path(pipeline.config["data_dir"]))
     return os.readlink(location.link), sorted(location.load().chunks)
+
+
+def chunk_items(pipeline):
+    return {d.id: d for d in pipeline.store.all_chunks()}.items()
 
 
 def test_reingesting_unchanged_articles_changes_nothing(own_pipeline):
@@ -42,16 +47,16 @@ def test_changed_article_replaces_its_chunks_and_remove_deletes_it(own_pipeline,
                        "The harbour master Ellen Quist opened the new pier on Monday.\n\n"
                        "About 300 people watched the ceremony.", encoding="utf-8")
     assert own_pipeline.ingest([article]).added == ["harbour"]
-    first_chunks = {c for c, d in own_pipeline.index.chunks.items() if d.meta["doc_id"] == "harbour"}
+    first_chunks = {c for c, d in chunk_items(own_pipeline) if d.meta["doc_id"] == "harbour"}
     article.write_text(article.read_text().replace("Monday", "Tuesday"), encoding="utf-8")
     report = own_pipeline.ingest([article])
     assert report.updated == ["harbour"]
-    second = {c: d for c, d in own_pipeline.index.chunks.items() if d.meta["doc_id"] == "harbour"}
+    second = {c: d for c, d in chunk_items(own_pipeline) if d.meta["doc_id"] == "harbour"}
     assert first_chunks.isdisjoint(second) and all("Tuesday" in d.content for d in second.values())
-    assert own_pipeline.index.metadata("harbour")["publisher"] == "Test Gazette"
+    assert own_pipeline.store.metadata("harbour")["publisher"] == "Test Gazette"
     own_pipeline.remove("harbour")
     assert "harbour" not in own_pipeline.doc_ids()
-    assert "harbour" not in IndexLocation(own_pipeline.location.data_dir).load().doc_ids()
+    assert "harbour" not in IndexLocation(Path(own_pipeline.config["data_dir"])).load().doc_ids()
     with pytest.raises(BylineError, match="no article with id 'harbour'"):
         own_pipeline.remove("harbour")
 
@@ -69,9 +74,9 @@ def test_jsonl_and_html_articles_carry_their_metadata(own_pipeline, tmp_path):
                     "<footer>Subscribe to our newsletter</footer></body></html>", encoding="utf-8")
     report = own_pipeline.ingest([feed, page])
     assert sorted(report.added) == ["page", "wire-1"]
-    assert own_pipeline.index.metadata("wire-1") == {"doc_id": "wire-1", "title": "Wire story", "publisher": None,
+    assert own_pipeline.store.metadata("wire-1") == {"doc_id": "wire-1", "title": "Wire story", "publisher": None,
                                                      "published": "2024-02-02", "url": "https://example.org/wire-1"}
-    html_text = own_pipeline.index.article_text("page")
+    html_text = own_pipeline.store.article_text("page")
     assert "Mayor Anna Roth" in html_text and "Subscribe" not in html_text and "Home | News" not in html_text
     own_pipeline.remove("wire-1")
     own_pipeline.remove("page")
@@ -126,7 +131,7 @@ def run_cli(*args, data_dir, stdin=None, timeout=180):
 
 
 def test_cli_bad_input_exits_non_zero_with_one_line(own_pipeline, tmp_path):
-    data_dir = own_pipeline.location.data_dir
+    data_dir = Path(own_pipeline.config["data_dir"])
     bad = tmp_path / "x.pdf"
     bad.write_bytes(b"%PDF-1.4")
     done = run_cli("ingest", str(bad), data_dir=data_dir)
@@ -137,7 +142,7 @@ def test_cli_bad_input_exits_non_zero_with_one_line(own_pipeline, tmp_path):
 
 def test_cli_json_from_stdin_answers_each_line_in_order(own_pipeline):
     questions = "When did the US issue the CCMC designation on Xiaomi?\n\nWhere are Xiaomi's shares traded?\n"
-    done = run_cli("ask", "--json", "-", data_dir=own_pipeline.location.data_dir, stdin=questions)
+    done = run_cli("ask", "--json", "-", data_dir=Path(own_pipeline.config["data_dir"]), stdin=questions)
     assert done.returncode == 0, done.stderr
     lines = [json.loads(line) for line in done.stdout.strip().splitlines()]
     assert [line["question"] for line in lines] == ["When did the US issue the CCMC designation on Xiaomi?",
@@ -150,7 +155,7 @@ def test_cli_json_from_stdin_answers_each_line_in_order(own_pipeline):
 
 
 def test_kill_9_during_ingest_leaves_the_previous_index_loadable(own_pipeline, tmp_path):
-    data_dir = own_pipeline.location.data_dir
+    data_dir = Path(own_pipeline.config["data_dir"])
     before = index_snapshot(own_pipeline)
     feed = tmp_path / "many.jsonl"
     with feed.open("w", encoding="utf-8") as handle:
@@ -172,13 +177,13 @@ def test_kill_9_during_ingest_leaves_the_previous_index_loadable(own_pipeline, t
 
 
 def test_a_syndicated_copy_takes_no_extra_retrieval_slot_but_is_cited(own_pipeline, tmp_path):
-    original = own_pipeline.index.article_text("004_3fec00c11dc744f5")
+    original = own_pipeline.store.article_text("004_3fec00c11dc744f5")
     copy = tmp_path / "wire-copy.md"
     copy.write_text(f"---\ntitle: Xiaomi off US blacklist (wire copy)\npublisher: Wire Reprints\n---\n{original}",
                     encoding="utf-8")
     own_pipeline.ingest([copy])
     try:
-        marked = [d for d in own_pipeline.index.chunks.values() if d.meta["doc_id"] == "wire-copy"]
+        marked = [d for d in own_pipeline.store.all_chunks() if d.meta["doc_id"] == "wire-copy"]
         assert marked and all(d.meta["duplicate_of"] for d in marked)
         question = "Who is the chair of Xiaomi?"
         ranked = own_pipeline.retrieve(question)
@@ -191,7 +196,7 @@ def test_a_syndicated_copy_takes_no_extra_retrieval_slot_but_is_cited(own_pipeli
 
 
 def test_a_crash_while_writing_the_new_index_keeps_the_old_one(own_pipeline, tmp_path, monkeypatch):
-    from retrieval.index import store
+    from retrieval.index import local
 
     article = tmp_path / "crash.txt"
     article.write_text("The lighthouse keeper retired after forty years of service.", encoding="utf-8")
@@ -202,7 +207,7 @@ def test_a_crash_while_writing_the_new_index_keeps_the_old_one(own_pipeline, tmp
         (directory / "articles.json").write_text("{\"format\": 1, \"articl")
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(store.ArticleIndex, "save", half_written)
+    monkeypatch.setattr(local.LocalStore, "save", half_written)
     with pytest.raises(BylineError, match="No space left on device.*the previous index is unchanged"):
         own_pipeline.ingest([article])
     assert index_snapshot(own_pipeline) == before
@@ -212,7 +217,7 @@ def test_a_crash_while_writing_the_new_index_keeps_the_old_one(own_pipeline, tmp
 def test_an_index_from_an_older_byline_is_rebuilt_from_the_articles_it_holds(test_config, tmp_path):
     import shutil
 
-    from retrieval.index.store import INDEX_FORMAT
+    from retrieval.index.local import INDEX_FORMAT
 
     data_dir = tmp_path / "old-data"
     first = BylinePipeline({**test_config, "data_dir": str(data_dir)})

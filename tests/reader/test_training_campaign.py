@@ -100,3 +100,48 @@ def test_a_checkpoint_folder_that_is_a_file_is_one_line(tmp_path, capsys):
     assert run(tmp_path, campaign, "--dry-run") == 2
     err = capsys.readouterr().err
     assert "is not writable" in err and err.count("\n") == 1
+
+
+def test_averaged_snapshots_ship_with_their_figures_and_curve_point(tmp_path):
+    """A run's last snapshots average into a candidate; exporting it writes fp16 weights, the figures
+    record (with a new learning-curve point) and a model card naming the campaign."""
+    import torch
+    from safetensors.torch import load_file
+
+    from retrieval.reader import candidates, export
+
+    campaign = write_campaign(tmp_path)
+    assert run(tmp_path, campaign) == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    snapshots = sorted((run_dir / "snapshots").glob("step-*.safetensors"))[-2:]
+    candidate = tmp_path / "candidate"
+    assert candidates.average_snapshots(run_dir, 2, candidate) == [s.name for s in snapshots]
+    first, second, mean = (load_file(str(p)) for p in (*snapshots, candidate / "model.safetensors"))
+    name = "qa_outputs.weight"
+    assert torch.allclose(mean[name], (first[name].float() + second[name].float()) / 2, atol=1e-6)
+
+    gold = {"f1": 0.61, "exact": 0.5, "no_answer_accuracy": 0.85, "citation_precision": 0.5, "recall@5": 0.95}
+    full = {"squad-dev-v1.1": {"total": 10570, "exact": 60.0, "f1": 70.0},
+            "squad-dev-v2.0": {"total": 11873, "exact": 40.0, "f1": 45.0, "HasAns_f1": 60.0, "NoAns_exact": 30.0}}
+    figures = tmp_path / "figures.json"
+    figures.write_text(json.dumps({**full, "gold": gold, "samples": {"squad-dev-v1.1": {"f1": 70.4},
+                                                                     "squad-dev-v2.0": {"f1": 44.6}}}))
+    shipped_before = json.loads((export.SHIPPED / export.RECORD).read_text())
+    ok, reasons = candidates.verdict({**full, "gold": gold}, shipped_before["figures"])
+    assert ok == (70.0 + 45.0 > shipped_before["figures"]["squad-dev-v1.1"]["f1"]
+                  + shipped_before["figures"]["squad-dev-v2.0"]["f1"]
+                  and gold["no_answer_accuracy"] >= shipped_before["figures"]["gold"]["no_answer_accuracy"] - 0.01
+                  and gold["f1"] >= shipped_before["figures"]["gold"]["f1"] - 0.01)
+    out = tmp_path / "shipped"
+    assert export.main(["--model", str(candidate), "--run", str(run_dir), "--figures", str(figures),
+                        "--threshold", "0.55", "--label", "tiny step 6", "--out", str(out)]) == 0
+    record = json.loads((out / export.RECORD).read_text())
+    assert record["threshold"] == 0.55 and record["figures"]["squad-dev-v1.1"]["f1"] == 70.0
+    assert record["curve"][:-1] == shipped_before["curve"]
+    assert record["curve"][-1] == {"label": "tiny step 6", "features_seen": record["campaign"]["features_seen"],
+                                   "v1.1_sample_f1": 70.4, "v2.0_sample_f1": 44.6}
+    card = (out / "README.md").read_text()
+    assert "| tiny step 6 |" in card and "**70.0**" in card and "One planned campaign, `tiny`" in card
+    header_size = int.from_bytes((out / "model.safetensors").read_bytes()[:8], "little")
+    header = json.loads((out / "model.safetensors").read_bytes()[8:8 + header_size])
+    assert {v["dtype"] for k, v in header.items() if k != "__metadata__"} == {"F16"}
