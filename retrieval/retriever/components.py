@@ -1,4 +1,5 @@
-"""Byline's own Haystack components: the steps between fusion and the reader, and the step after it.
+"""Byline's own Haystack components: the query's vectors, the steps between fusion and the reader, and the
+step after it.
 
 - `QueryEmbedder`: MiniLM vectors of what retrieval searches for and of the question the reader reads.
 - `BoostArticles`: a follow-up question favours the articles the thread's previous answer cited.
