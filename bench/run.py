@@ -3,9 +3,11 @@
     byline bench latency [--rounds N]     load + first answer, then p50/p95 over the gold questions, RSS
     byline bench ingest                   chunks/s, ingesting the bundled corpus and a train-context sample
     byline bench reader                   one question over 10 passages of ~200 words, median ms
-    byline bench scale [--chunks N]       p50/p95 at ~N chunks built from ../shared/qa-data/train contexts
-                                          (kept in <data_dir>/bench-scale-N; an interrupted build resumes;
-                                          --measure-only times the index as far as it is built)
+    byline bench scale [--chunks N] [--backend postgres|local|both] [--build-only|--measure-only] [--url URL]
+                                          both backends over the same ~N chunks built from ../shared/qa-data/train
+                                          contexts, embedded once (kept in <data_dir>/bench-scale-N; an interrupted
+                                          build resumes): store-write and ingest rates, p50/p95, RSS, adding one
+                                          article to the full store (bench/scale.py)
     byline bench slack [--mentions N --concurrency N]   ack and mention-to-reply against a local Slack stand-in
     byline bench all
 """
@@ -112,56 +114,6 @@ def bench_reader(config: dict, rounds: int = 10) -> dict:
     return {"passages": len(documents), "words_each": 200, "median_ms": round(statistics.median(timings), 1)}
 
 
-def scale_articles() -> list[dict]:
-    """Every distinct context of the SQuAD-format training files that the cleaner keeps, as articles."""
-    from retrieval.ingest.cleaning import clean_article_text
-
-    articles, seen = [], set()
-    for path in sorted(TRAIN_DIR.glob("*/*.json")):
-        for article in json.loads(path.read_text())["data"]:
-            for paragraph in article["paragraphs"]:
-                text = paragraph["context"].strip()
-                if text and text not in seen and clean_article_text(text).strip():
-                    seen.add(text)
-                    articles.append({"id": f"{path.parent.name}-{path.stem}-{len(articles)}",
-                                     "title": f"{path.stem} {len(articles)}", "text": text})
-    return articles
-
-
-def bench_scale(config: dict, chunks: int, rounds: int, data_dir: Path, batch: int = 1000,
-                build: bool = True) -> dict:
-    """Query latency over an index of about `chunks` chunks built from the training contexts.
-
-    The contexts hold ~1.2M words, so the chunk size is set to reach `chunks`
-    (total words / chunks). The index is kept in `data_dir` and built in batches, each one
-    published: an interrupted build resumes, and a finished one is measured again for free.
-    """
-    articles = scale_articles()
-    total_words = sum(len(a["text"].split()) for a in articles)
-    max_words = max(1, total_words // chunks)
-    config = {**config, "data_dir": str(data_dir),
-              "chunking": {**config["chunking"], "max_words": max_words}}
-    pipeline = fresh_pipeline(config, str(data_dir))
-    started, embedded = time.perf_counter(), 0
-    pending = [a for a in articles if a["id"] not in pipeline.doc_ids()] if build else []
-    for offset in range(0, len(pending), batch):
-        feed = data_dir / "scale-batch.jsonl"
-        feed.write_text("\n".join(json.dumps(a) for a in pending[offset:offset + batch]))
-        embedded += pipeline.ingest([feed]).chunks_embedded
-        print(f"scale: {pipeline.store.count_chunks()} chunks", file=sys.stderr, flush=True)
-    build_s = time.perf_counter() - started
-    timings = []
-    for _ in range(rounds):
-        for question in gold_questions():
-            t = time.perf_counter()
-            pipeline.ask(question)
-            timings.append((time.perf_counter() - t) * 1000)
-    return {"chunks": pipeline.store.count_chunks(), "chunk_max_words": max_words, "articles": len(articles),
-            "built_now_chunks": embedded, "build_s": round(build_s, 1),
-            "p50_ms": round(percentile(timings, 50), 1), "p95_ms": round(percentile(timings, 95), 1),
-            "rss_mb": round(rss_mb(), 1)}
-
-
 def main(argv: list[str], config_factory) -> int:
     if argv[:1] == ["slack"]:
         from bot.slack.bench import main as slack_bench
@@ -173,8 +125,12 @@ def main(argv: list[str], config_factory) -> int:
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--sample", type=int, default=300, help="train contexts ingested by 'ingest'")
     parser.add_argument("--chunks", type=int, default=50000)
+    parser.add_argument("--backend", choices=["postgres", "local", "both"], default="both",
+                        help="'scale': the backends to build and measure (postgres: both, compared in one run)")
+    parser.add_argument("--build-only", action="store_true", help="'scale': prepare and load, do not measure")
     parser.add_argument("--measure-only", action="store_true",
-                        help="'scale': time the questions over the index as far as it is built")
+                        help="'scale': measure the stores as far as they are built")
+    parser.add_argument("--url", help="'scale': a PostgreSQL URL (default: a pgserver in the scale folder)")
     parser.add_argument("--scale-dir", type=Path, default=None,
                         help="where 'scale' keeps its index (default <data_dir>/bench-scale-<chunks>)")
     args = parser.parse_args(argv)
@@ -182,10 +138,15 @@ def main(argv: list[str], config_factory) -> int:
     config = config_factory()
     benches = {"latency": lambda: bench_latency(config, args.rounds),
                "ingest": lambda: bench_ingest(config, args.sample),
-               "reader": lambda: bench_reader(config),
-               "scale": lambda: bench_scale(config, args.chunks, args.rounds,
-                                            args.scale_dir or Path(config["data_dir"]) / f"bench-scale-{args.chunks}",
-                                            build=not args.measure_only)}
+               "reader": lambda: bench_reader(config)}
+    if args.what == "scale":
+        from bench.scale import bench_scale
+
+        bench_scale(config, args.chunks, args.rounds,
+                    args.scale_dir or Path(config["data_dir"]) / f"bench-scale-{args.chunks}",
+                    ["local", "postgres"] if args.backend in ("both", "postgres") else ["local"],
+                    build=not args.measure_only, measure_now=not args.build_only, url=args.url)
+        return 0
     chosen = ["latency", "ingest", "reader"] if args.what == "all" else [args.what]
     for name in chosen:
         print(json.dumps({"bench": name, **benches[name]()}), flush=True)

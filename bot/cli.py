@@ -1,4 +1,4 @@
-"""`byline`: ask, chat, ingest, remove, list, eval, slack, feedback, bench."""
+"""`byline`: ask, chat, ingest, remove, list, eval, slack, feedback, db, store, bench."""
 
 from __future__ import annotations
 
@@ -168,11 +168,44 @@ def cmd_slack(args: argparse.Namespace) -> int:
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
-    from bot.feedback import export_feedback
+    from bot.feedback import export_feedback, feedback_log
 
     config = _config(args)
-    count = export_feedback(Path(config["data_dir"]), Path(args.out))
+    count = export_feedback(Path(config["data_dir"]), Path(args.out), log=feedback_log(config))
     print(f"wrote {count} gold-set candidates to {args.out}")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from retrieval.index.devserver import server_url, start_server, stop_server
+
+    folder = Path(args.dir or Path(_config(args)["data_dir"]) / "postgres").resolve()
+    if args.db_command == "start":
+        url = start_server(folder)
+        print(f"PostgreSQL 16 with pgvector is running in {folder}; use it with BYLINE_STORE__BACKEND=postgres "
+              f"and BYLINE_STORE__URL=<the URL below> (stop: byline db stop)")
+        print(url)
+        return 0
+    if args.db_command == "stop":
+        print(f"stopped the server in {folder}" if stop_server(folder) else f"no server is running in {folder}")
+        return 0
+    url = server_url(folder)
+    print(f"running in {folder}" if url else f"not running ({folder})")
+    if url:
+        print(url)
+    return 0 if url else 3
+
+
+def cmd_store_copy(args: argparse.Namespace) -> int:
+    """Copy every article of the configured store into another backend, without embedding again."""
+    from retrieval.pipeline import copy_store
+
+    config = _config(args)
+    target = {**config, "store": {**config["store"], "backend": args.to, "url": args.url or config["store"]["url"]}}
+    if args.to == config["store"]["backend"] and args.to == "local":
+        raise BylineError("the store is local already: pass --to postgres (with --url or store.url)")
+    copied, counted = copy_store(config, target)
+    print(f"copied {copied} articles to {args.to}; it now holds {counted} articles")
     return 0
 
 
@@ -231,6 +264,18 @@ def build_parser() -> argparse.ArgumentParser:
     export = feedback_commands.add_parser("export", help="write 👎 answers as gold-set candidates")
     export.add_argument("--out", default="eval/feedback_candidates.jsonl")
     export.set_defaults(handler=cmd_feedback)
+
+    database = commands.add_parser("db", help="a local PostgreSQL with pgvector for development (pgserver)")
+    database.add_argument("db_command", choices=["start", "stop", "status"])
+    database.add_argument("--dir", help="its data folder (default: <data_dir>/postgres)")
+    database.set_defaults(handler=cmd_db)
+
+    store = commands.add_parser("store", help="the article store")
+    store_commands = store.add_subparsers(dest="store_command", required=True)
+    copy = store_commands.add_parser("copy", help="copy every article into another backend (vectors included)")
+    copy.add_argument("--to", choices=["postgres", "local"], required=True)
+    copy.add_argument("--url", help="the target PostgreSQL URL (default: store.url or DATABASE_URL)")
+    copy.set_defaults(handler=cmd_store_copy)
 
     bench = commands.add_parser("bench", help="print speed and memory figures", add_help=False)
     bench.set_defaults(handler=cmd_bench, passes_options_on=True)

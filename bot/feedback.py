@@ -25,10 +25,7 @@ class FeedbackLog:
 
     def record(self, *, vote: str, user: str, question: str, answer: str | None,
                citations: list[str], **extra) -> dict:
-        if vote not in ("up", "down"):
-            raise ValueError(f"vote must be 'up' or 'down', not {vote!r}")
-        entry = {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "vote": vote,
-                 "user": user, "question": question, "answer": answer, "citations": citations, **extra}
+        entry = _entry(vote, user, question, answer, citations, extra)
         line = json.dumps(entry, ensure_ascii=False) + "\n"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock, self.path.open("a", encoding="utf-8") as f:
@@ -44,14 +41,48 @@ class FeedbackLog:
             return [json.loads(line) for line in f if line.strip()]
 
 
-def export_feedback(data_dir: str | Path, out_path: str | Path) -> int:
+class PostgresFeedbackLog:
+    """The same log as a table (byline_feedback), shared by every replica on the database."""
+
+    def __init__(self, database) -> None:
+        self.database = database
+
+    def record(self, *, vote: str, user: str, question: str, answer: str | None,
+               citations: list[str], **extra) -> dict:
+        from psycopg.types.json import Jsonb
+
+        entry = _entry(vote, user, question, answer, citations, extra)
+        self.database.call(lambda c: c.execute("INSERT INTO byline_feedback (entry) VALUES (%s)", (Jsonb(entry),)))
+        return entry
+
+    def entries(self) -> list[dict]:
+        return [row[0] for row in self.database.call(
+            lambda c: c.execute("SELECT entry FROM byline_feedback ORDER BY id").fetchall())]
+
+
+def feedback_log(config: dict):
+    """The configured log: a table when the store is on Postgres, else the data dir's JSONL file."""
+    from retrieval.pipeline import shared_database
+
+    database = shared_database(config)
+    return PostgresFeedbackLog(database) if database else FeedbackLog(config["data_dir"])
+
+
+def _entry(vote: str, user: str, question: str, answer: str | None, citations: list[str], extra: dict) -> dict:
+    if vote not in ("up", "down"):
+        raise ValueError(f"vote must be 'up' or 'down', not {vote!r}")
+    return {"time": datetime.now(timezone.utc).isoformat(timespec="seconds"), "vote": vote,
+            "user": user, "question": question, "answer": answer, "citations": citations, **extra}
+
+
+def export_feedback(data_dir: str | Path, out_path: str | Path, log=None) -> int:
     """Write each distinct 👎 (question, answer) as a gold-set candidate line; returns how many.
 
     The bot's answer goes in `answers` for a reviewer to correct (empty when the bot found none),
     and its cited articles in `sources`.
     """
     candidates: dict[str, dict] = {}
-    for entry in FeedbackLog(data_dir).entries():
+    for entry in (log or FeedbackLog(data_dir)).entries():
         if entry.get("vote") != "down":
             continue
         answer = entry.get("answer")

@@ -16,6 +16,7 @@ date limit, the retrievers keep only articles published on or before it.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from pathlib import Path
@@ -27,7 +28,7 @@ from haystack.components.joiners import DocumentJoiner
 from retrieval.answer import AnswerResult
 from retrieval.conversation import Reading, Turn, read_in_context
 from retrieval.errors import BylineError
-from retrieval.index.base import ArticleStore, IngestReport
+from retrieval.index.base import EMBEDDING_DIM, ArticleStore, IngestReport
 from retrieval.index.local import IndexLocation, LocalStore
 from retrieval.ingest.loaders import Article, load_paths
 from retrieval.ingest.prepare import ArticlePreparer
@@ -47,32 +48,68 @@ def embedder_model_path(name: str) -> str:
     return name
 
 
+def build_preparer(config: dict) -> ArticlePreparer:
+    """The ingest step before any store: sentences, MiniLM vectors, chunks."""
+    from haystack import Document
+    from haystack_integrations.components.embedders.sentence_transformers import (
+        SentenceTransformersDocumentEmbedder)
+
+    embedder = SentenceTransformersDocumentEmbedder(
+        model=embedder_model_path(config["embedder"]["model"]), normalize_embeddings=True, progress_bar=False,
+        local_files_only=True, batch_size=config["embedder"]["batch_size"])
+    embedder.warm_up()
+
+    def embed(texts: list[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
+        documents = embedder.run([Document(content=t) for t in texts])["documents"]
+        return np.asarray([d.embedding for d in documents], dtype=np.float32)
+
+    return ArticlePreparer(embed, config["chunking"]["max_words"], config["chunking"]["overlap_sentences"])
+
+
+def store_url(config: dict) -> str | None:
+    return config["store"].get("url") or os.environ.get("DATABASE_URL")
+
+
+def shared_database(config: dict):
+    """The database that replicas share state through (Slack event claims, feedback, rate limit):
+    the store's, when the store is on Postgres; None with the local store."""
+    if config["store"]["backend"] != "postgres":
+        return None
+    from retrieval.index.pg import Database
+
+    return Database(store_url(config))
+
+
 def open_store(config: dict) -> ArticleStore:
-    """The configured article store."""
-    return LocalStore.open(IndexLocation(Path(config["data_dir"])))
+    """The configured article store: the one place that chooses the backend."""
+    store = config["store"]
+    if store["backend"] == "local":
+        return LocalStore.open(IndexLocation(Path(config["data_dir"])))
+    if store["backend"] == "postgres":
+        from retrieval.index.postgres import PostgresStore
+
+        return PostgresStore(store_url(config), lexical=store["lexical"], hnsw_ef_search=store["hnsw_ef_search"])
+    raise BylineError(f"store.backend must be local or postgres, not {store['backend']!r}")
 
 
 class BylinePipeline:
     """Ingest articles and answer questions; models load once, `ask` is thread-safe."""
 
     def __init__(self, config: dict) -> None:
-        from haystack_integrations.components.embedders.sentence_transformers import (
-            SentenceTransformersDocumentEmbedder, SentenceTransformersTextEmbedder)
+        from haystack_integrations.components.embedders.sentence_transformers import SentenceTransformersTextEmbedder
 
         from retrieval.reader.extractive import load_configured_reader
 
         self.config = config
-        model = embedder_model_path(config["embedder"]["model"])
         self.text_embedder = SentenceTransformersTextEmbedder(
-            model=model, normalize_embeddings=True, progress_bar=False, local_files_only=True)
-        self.document_embedder = SentenceTransformersDocumentEmbedder(
-            model=model, normalize_embeddings=True, progress_bar=False, local_files_only=True,
-            batch_size=config["embedder"]["batch_size"])
+            model=embedder_model_path(config["embedder"]["model"]), normalize_embeddings=True,
+            progress_bar=False, local_files_only=True)
         self.reader = load_configured_reader(config["reader"])
         self.text_embedder.warm_up()
-        self.document_embedder.warm_up()
-        self.preparer = ArticlePreparer(self._embed, config["chunking"]["max_words"],
-                                        config["chunking"]["overlap_sentences"])
+        self.preparer = build_preparer(config)
+        self._embed = self.preparer.embed
         self._lock = threading.RLock()
         self.store = self._open_store()
         self._query_pipeline = self._build_query_pipeline(self.store)
@@ -110,14 +147,6 @@ class BylinePipeline:
         pipeline.connect("read.answers", "assemble.answers")
         pipeline.connect("assemble.result", "dated.result")
         return pipeline
-
-    def _embed(self, texts: list[str]) -> np.ndarray:
-        from haystack import Document
-
-        if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
-        documents = self.document_embedder.run([Document(content=t) for t in texts])["documents"]
-        return np.asarray([d.embedding for d in documents], dtype=np.float32)
 
     # -- the store ----------------------------------------------------------------------------
     def _open_store(self) -> ArticleStore:
@@ -191,17 +220,24 @@ class BylinePipeline:
 
     def _run(self, question: str, include_outputs_from: set[str] | None = None, reading: Reading | None = None,
              published_on_or_before: str | None = None) -> dict:
+        from haystack.core.errors import PipelineRuntimeError
+
         reading = reading or Reading(question, question)
         date_limit = {"published_on_or_before": published_on_or_before}
         # Serialised: torch already spreads one question over every core.
         with self._lock:
-            return self._query_pipeline.run(
-                {"embed_query": {"text": reading.retrieval_query, "question": reading.question},
-                 "dense": date_limit, "bm25": {"query": reading.retrieval_query, **date_limit},
-                 "boost_thread": {"doc_ids": list(reading.boost)},
-                 "focus": {"question": reading.question}, "read": {"query": reading.question},
-                 "assemble": {"question": question}, "dated": {"question": reading.question, **date_limit}},
-                include_outputs_from=include_outputs_from or set())
+            try:
+                return self._query_pipeline.run(
+                    {"embed_query": {"text": reading.retrieval_query, "question": reading.question},
+                     "dense": date_limit, "bm25": {"query": reading.retrieval_query, **date_limit},
+                     "boost_thread": {"doc_ids": list(reading.boost)},
+                     "focus": {"question": reading.question}, "read": {"query": reading.question},
+                     "assemble": {"question": question}, "dated": {"question": reading.question, **date_limit}},
+                    include_outputs_from=include_outputs_from or set())
+            except PipelineRuntimeError as failed:  # a store's error (e.g. the database went away) as it was
+                if isinstance(failed.__cause__, BylineError):
+                    raise failed.__cause__ from None
+                raise
 
     def ask(self, question: str, context: tuple[Turn, ...] = (), as_of: str | None = None) -> AnswerResult:
         """The answer to `question`; `context` holds the thread's earlier turns (oldest first) for a
@@ -260,8 +296,50 @@ _shared_lock = threading.Lock()
 
 def build_pipeline(config: dict) -> BylinePipeline:
     """One pipeline per process and configuration."""
-    key = (config["data_dir"], config["reader"]["model"], config["embedder"]["model"])
+    key = (config["data_dir"], config["store"]["backend"], store_url(config), config["reader"]["model"],
+           config["embedder"]["model"])
     with _shared_lock:
         if key not in _shared:
             _shared[key] = BylinePipeline(config)
         return _shared[key]
+
+
+def copy_store(source_config: dict, target_config: dict, batch: int = 500) -> tuple[int, int]:
+    """Every article of one store into another, vectors and all (nothing is embedded again); articles the
+    target already holds unchanged are skipped. Returns (articles copied, articles the target holds);
+    raises if the target then lacks any article of the source."""
+    from collections import defaultdict
+
+    from retrieval.index.base import PreparedArticle
+
+    source, target = open_store(source_config), open_store(target_config)
+    try:
+        wanted = source.fingerprints()
+        pending = sorted(doc_id for doc_id, fingerprint in wanted.items()
+                         if target.fingerprints().get(doc_id) != fingerprint)
+        chunks, copying = defaultdict(list), set(pending)
+        for chunk in source.all_chunks():
+            if chunk.meta["doc_id"] in copying:
+                chunks[chunk.meta["doc_id"]].append(chunk)
+        threshold = source_config["retrieval"]["duplicate_threshold"]
+        with target.writer_lock(wait=True):
+            for offset in range(0, len(pending), batch):
+                prepared = []
+                for doc_id in pending[offset:offset + batch]:
+                    meta = source.metadata(doc_id)
+                    article = Article(doc_id=doc_id, text=source.article_text(doc_id), title=meta["title"],
+                                      publisher=meta["publisher"], published=meta["published"], url=meta["url"])
+                    prepared.append(PreparedArticle(article, wanted[doc_id], source.sentences(doc_id),
+                                                    source.sentence_vectors(doc_id),
+                                                    sorted(chunks[doc_id], key=lambda d: d.meta["chunk_index"])))
+                writable = target.for_writing()
+                writable.write(prepared, [], threshold)
+                target = writable
+        held = target.fingerprints()
+        missing = [doc_id for doc_id, fingerprint in wanted.items() if held.get(doc_id) != fingerprint]
+        if missing:
+            raise BylineError(f"the copy lacks {len(missing)} of {len(wanted)} articles (first: {missing[0]})")
+        return len(pending), len(held)
+    finally:
+        source.close()
+        target.close()

@@ -9,7 +9,7 @@ from collections import OrderedDict, defaultdict, deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from bot.feedback import FeedbackLog
+from bot.feedback import FeedbackLog, PostgresFeedbackLog
 from retrieval.answer import AnswerResult
 from retrieval.threads import THREADS_FILE, SqliteThreadRecords
 
@@ -58,6 +58,52 @@ class UserRateLimiter:
             return True
 
 
+class PostgresSeenEvents:
+    """`SeenEvents` across replicas: an event is claimed by inserting its id under a unique key, before answering."""
+
+    def __init__(self, database, keep_days: int = 2):
+        self.database = database
+        self.keep_days = keep_days
+        self._claims = 0
+
+    def first_time(self, event_id: str) -> bool:
+        def claim(connection) -> bool:
+            self._claims += 1
+            if self._claims % 1000 == 1:  # Slack retries for minutes, not days
+                connection.execute("DELETE FROM byline_slack_events WHERE claimed_at < now() - make_interval(days => %s)",
+                                   (self.keep_days,))
+            return connection.execute("INSERT INTO byline_slack_events (event_id) VALUES (%s) ON CONFLICT DO NOTHING "
+                                      "RETURNING event_id", (event_id,)).fetchone() is not None
+
+        return self.database.call(claim)
+
+
+class PostgresRateLimiter:
+    """`UserRateLimiter` across replicas: each user's questions of the last minute, counted in one table."""
+
+    def __init__(self, per_minute: int, database):
+        self.per_minute = per_minute
+        self.database = database
+
+    def allow(self, user: str) -> bool:
+        if self.per_minute <= 0:
+            return True
+
+        def count_and_record(connection) -> bool:
+            with connection.transaction():
+                connection.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"byline-user:{user}",))
+                connection.execute("DELETE FROM byline_questions WHERE user_id = %s AND asked_at <= now() - "
+                                   "interval '60 seconds'", (user,))
+                asked = connection.execute("SELECT count(*) FROM byline_questions WHERE user_id = %s",
+                                           (user,)).fetchone()[0]
+                if asked >= self.per_minute:
+                    return False
+                connection.execute("INSERT INTO byline_questions (user_id) VALUES (%s)", (user,))
+                return True
+
+        return self.database.call(count_and_record)
+
+
 class RecentResults:
     """The last answers shown, by reference, so "Share in channel" can post one without asking again."""
 
@@ -83,14 +129,21 @@ class SlackContext:
     """Injected into every listener as the `byline` argument."""
 
     def __init__(self, pipeline, data_dir: str | Path, *, channel_allowlist=(), user_rate_limit_per_minute: int = 0,
-                 max_citations: int = 3, workers: int = 4, conversation: dict | None = None):
+                 max_citations: int = 3, workers: int = 4, conversation: dict | None = None, database=None):
+        """With `database` (a retrieval.index.pg.Database), event claims, feedback and the rate limit are
+        shared by every replica on it; without, they live in this process (feedback: the data dir's log)."""
         self.pipeline = pipeline
         self.channel_allowlist = frozenset(channel_allowlist or ())
         self.max_citations = max_citations
         self.workers = workers
-        self.feedback = FeedbackLog(data_dir)
-        self.seen_events = SeenEvents()
-        self.rate_limiter = UserRateLimiter(user_rate_limit_per_minute)
+        if database is None:
+            self.feedback = FeedbackLog(data_dir)
+            self.seen_events = SeenEvents()
+            self.rate_limiter = UserRateLimiter(user_rate_limit_per_minute)
+        else:
+            self.feedback = PostgresFeedbackLog(database)
+            self.seen_events = PostgresSeenEvents(database)
+            self.rate_limiter = PostgresRateLimiter(user_rate_limit_per_minute, database)
         self.results = RecentResults()
         conversation = conversation or {}
         self.threads = SqliteThreadRecords(Path(data_dir) / THREADS_FILE, max_turns=conversation.get("max_turns", 5),
@@ -100,7 +153,10 @@ class SlackContext:
     @classmethod
     def from_config(cls, config: dict, pipeline) -> SlackContext:
         slack = config.get("slack") or {}
-        return cls(pipeline, config["data_dir"],
+        from retrieval.pipeline import shared_database
+
+        database = shared_database(config) if config.get("store") else None
+        return cls(pipeline, config["data_dir"], database=database,
                    channel_allowlist=slack.get("channel_allowlist") or (),
                    user_rate_limit_per_minute=int(slack.get("user_rate_limit_per_minute") or 0),
                    max_citations=int(slack.get("max_citations") or 3),
