@@ -131,6 +131,8 @@ def main(argv: list[str], config_factory) -> int:
     parser.add_argument("--measure-only", action="store_true",
                         help="'scale': measure the stores as far as they are built")
     parser.add_argument("--url", help="'scale': a PostgreSQL URL (default: a pgserver in the scale folder)")
+    parser.add_argument("--batches", type=int, help="'scale': build only the first N batches of 1,000 articles")
+    parser.add_argument("--questions", type=int, help="'scale': time only the first N gold questions")
     parser.add_argument("--scale-dir", type=Path, default=None,
                         help="where 'scale' keeps its index (default <data_dir>/bench-scale-<chunks>)")
     args = parser.parse_args(argv)
@@ -145,7 +147,8 @@ def main(argv: list[str], config_factory) -> int:
         bench_scale(config, args.chunks, args.rounds,
                     args.scale_dir or Path(config["data_dir"]) / f"bench-scale-{args.chunks}",
                     ["local", "postgres"] if args.backend in ("both", "postgres") else ["local"],
-                    build=not args.measure_only, measure_now=not args.build_only, url=args.url)
+                    build=not args.measure_only, measure_now=not args.build_only, url=args.url, batches=args.batches,
+                    questions=args.questions)
         return 0
     chosen = ["latency", "ingest", "reader"] if args.what == "all" else [args.what]
     for name in chosen:

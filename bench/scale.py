@@ -60,8 +60,9 @@ def _load_articles(records: list[dict], folder: Path, name: str):
     return load_paths([feed], 10**9)
 
 
-def prepare(config: dict, articles: list[dict], folder: Path) -> list[Path]:
-    """The prepared batches, embedding only those not cached yet; their encoder rate in stats.json."""
+def prepare(config: dict, articles: list[dict], folder: Path, limit: int | None = None) -> list[Path]:
+    """The prepared batches (the first `limit` only, if given), embedding only those not cached yet;
+    their encoder rate in stats.json."""
     from retrieval.pipeline import build_preparer
 
     cache = folder / "prepared"
@@ -71,6 +72,8 @@ def prepare(config: dict, articles: list[dict], folder: Path) -> list[Path]:
     preparer = None
     batches = []
     for number, offset in enumerate(range(0, len(articles), BATCH)):
+        if limit is not None and number >= limit:
+            break
         path = cache / f"batch-{number:04d}.pkl"
         batches.append(path)
         if path.exists():
@@ -127,7 +130,8 @@ def load(config: dict, backend: str, batches: list[Path]) -> dict:
     return result
 
 
-def measure(config: dict, sample: list[dict], extra: dict, rounds: int, folder: Path) -> dict:
+def measure(config: dict, sample: list[dict], extra: dict, rounds: int, folder: Path,
+            questions: int | None = None) -> dict:
     """Run in a process of its own: latency, ingest and one-article cost, RSS."""
     from retrieval.pipeline import BylinePipeline
 
@@ -136,7 +140,7 @@ def measure(config: dict, sample: list[dict], extra: dict, rounds: int, folder: 
     pipeline.ask("Who blocked the Pentagon's designation of Xiaomi?")  # warm
     timings = []
     for _ in range(rounds):
-        for question in gold_questions():
+        for question in gold_questions()[:questions]:
             started = time.perf_counter()
             pipeline.ask(question)
             timings.append((time.perf_counter() - started) * 1000)
@@ -171,36 +175,42 @@ def held_out(articles: list[dict]) -> tuple[list[dict], list[dict], dict]:
 
 
 def bench_scale(config: dict, chunks: int, rounds: int, folder: Path, backends: list[str], build: bool,
-                measure_now: bool, url: str | None) -> list[dict]:
+                measure_now: bool, url: str | None, batches: int | None = None,
+                questions: int | None = None) -> list[dict]:
     folder.mkdir(parents=True, exist_ok=True)
     articles = scale_articles()
     config = scale_config(config, chunks, articles)
     articles, sample, extra = held_out(articles)
     results = []
     if build:
-        batches = prepare(config, articles, folder)
+        paths = prepare(config, articles, folder, batches)
         stats = json.loads((folder / "prepared" / "stats.json").read_text())
-        prepared_chunks = sum(s["chunks"] for s in stats.values())
+        used = [stats[p.name] for p in paths]
+        prepared_chunks = sum(s["chunks"] for s in used)
         encoder = {"stage": "prepare", "chunks": prepared_chunks, "chunk_max_words": config["chunking"]["max_words"],
-                   "prepare_chunks_per_s": round(prepared_chunks / sum(s["seconds"] for s in stats.values()), 1)}
+                   "prepare_chunks_per_s": round(prepared_chunks / sum(s["seconds"] for s in used), 1)}
         results.append(encoder)
         print(json.dumps(encoder), flush=True)
         for backend in backends:
             loaded = {"stage": "load", "backend": backend,
-                      **load(backend_config(config, backend, folder, url), backend, batches)}
+                      **load(backend_config(config, backend, folder, url), backend, paths)}
             results.append(loaded)
             print(json.dumps(loaded), flush=True)
     if measure_now:
         for backend in backends:
             done = subprocess.run(
                 [sys.executable, "-m", "bench.scale", json.dumps(backend_config(config, backend, folder, url)),
-                 json.dumps(sample), json.dumps(extra), str(rounds), str(folder)],
+                 json.dumps(sample), json.dumps(extra), str(rounds), str(folder), str(questions or 0)],
                 capture_output=True, text=True)
             if done.returncode != 0:
                 raise RuntimeError(f"measuring {backend} failed: {done.stderr.strip().splitlines()[-1:]}")
             measured = {"stage": "measure", **json.loads(done.stdout.strip().splitlines()[-1])}
             results.append(measured)
             print(json.dumps(measured), flush=True)
+    if "postgres" in backends and not url:
+        from retrieval.index.devserver import stop_server
+
+        stop_server(folder / "postgres")
     return results
 
 
@@ -210,6 +220,6 @@ if __name__ == "__main__":  # the measuring process
     logging.basicConfig(level=logging.WARNING)
     for name in ("haystack", "haystack_integrations", "sentence_transformers"):
         logging.getLogger(name).setLevel(logging.ERROR)
-    config_json, sample_json, extra_json, rounds_arg, folder_arg = sys.argv[1:6]
+    config_json, sample_json, extra_json, rounds_arg, folder_arg, questions_arg = sys.argv[1:7]
     print(json.dumps(measure(json.loads(config_json), json.loads(sample_json), json.loads(extra_json),
-                             int(rounds_arg), Path(folder_arg))))
+                             int(rounds_arg), Path(folder_arg), int(questions_arg) or None)))
