@@ -123,7 +123,7 @@ def main(argv: list[str], config_factory) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("what", choices=["latency", "ingest", "reader", "scale", "slack", "all"])
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--sample", type=int, default=300, help="train contexts ingested by 'ingest'")
+    parser.add_argument("--sample", type=int, help="train contexts ingested by 'ingest' (300) or 'scale' (50)")
     parser.add_argument("--chunks", type=int, default=50000)
     parser.add_argument("--backend", choices=["postgres", "local", "both"], default="both",
                         help="'scale': the backends to build and measure (postgres: both, compared in one run)")
@@ -131,7 +131,8 @@ def main(argv: list[str], config_factory) -> int:
     parser.add_argument("--measure-only", action="store_true",
                         help="'scale': measure the stores as far as they are built")
     parser.add_argument("--url", help="'scale': a PostgreSQL URL (default: a pgserver in the scale folder)")
-    parser.add_argument("--batches", type=int, help="'scale': build only the first N batches of 1,000 articles")
+    parser.add_argument("--batches", type=int, help="'scale': build only the first N batches of articles")
+    parser.add_argument("--batch-size", type=int, default=1000, help="'scale': articles per prepared batch")
     parser.add_argument("--questions", type=int, help="'scale': time only the first N gold questions")
     parser.add_argument("--scale-dir", type=Path, default=None,
                         help="where 'scale' keeps its index (default <data_dir>/bench-scale-<chunks>)")
@@ -139,7 +140,7 @@ def main(argv: list[str], config_factory) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     config = config_factory()
     benches = {"latency": lambda: bench_latency(config, args.rounds),
-               "ingest": lambda: bench_ingest(config, args.sample),
+               "ingest": lambda: bench_ingest(config, args.sample or 300),
                "reader": lambda: bench_reader(config)}
     if args.what == "scale":
         from bench.scale import bench_scale
@@ -148,7 +149,7 @@ def main(argv: list[str], config_factory) -> int:
                     args.scale_dir or Path(config["data_dir"]) / f"bench-scale-{args.chunks}",
                     ["local", "postgres"] if args.backend in ("both", "postgres") else ["local"],
                     build=not args.measure_only, measure_now=not args.build_only, url=args.url, batches=args.batches,
-                    questions=args.questions)
+                    questions=args.questions, batch_size=args.batch_size, sample=args.sample or 50)
         return 0
     chosen = ["latency", "ingest", "reader"] if args.what == "all" else [args.what]
     for name in chosen:

@@ -60,7 +60,8 @@ def _load_articles(records: list[dict], folder: Path, name: str):
     return load_paths([feed], 10**9)
 
 
-def prepare(config: dict, articles: list[dict], folder: Path, limit: int | None = None) -> list[Path]:
+def prepare(config: dict, articles: list[dict], folder: Path, limit: int | None = None,
+            batch: int = BATCH) -> list[Path]:
     """The prepared batches (the first `limit` only, if given), embedding only those not cached yet;
     their encoder rate in stats.json."""
     from retrieval.pipeline import build_preparer
@@ -71,7 +72,7 @@ def prepare(config: dict, articles: list[dict], folder: Path, limit: int | None 
     stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
     preparer = None
     batches = []
-    for number, offset in enumerate(range(0, len(articles), BATCH)):
+    for number, offset in enumerate(range(0, len(articles), batch)):
         if limit is not None and number >= limit:
             break
         path = cache / f"batch-{number:04d}.pkl"
@@ -80,7 +81,7 @@ def prepare(config: dict, articles: list[dict], folder: Path, limit: int | None 
             continue
         preparer = preparer or build_preparer(config)
         started = time.perf_counter()
-        prepared = preparer.run(articles=_load_articles(articles[offset:offset + BATCH], cache, "batch"),
+        prepared = preparer.run(articles=_load_articles(articles[offset:offset + batch], cache, "batch"),
                                 stored_fingerprints={})["prepared"]
         seconds = time.perf_counter() - started
         partial = path.with_suffix(".partial")
@@ -169,21 +170,21 @@ def measure(config: dict, sample: list[dict], extra: dict, rounds: int, folder: 
     return result
 
 
-def held_out(articles: list[dict]) -> tuple[list[dict], list[dict], dict]:
+def held_out(articles: list[dict], sample: int) -> tuple[list[dict], list[dict], dict]:
     """The scale set, the ingest sample and the one extra article (the last contexts, not in the set)."""
-    return articles[:-SAMPLE - 1], articles[-SAMPLE - 1:-1], articles[-1]
+    return articles[:-sample - 1], articles[-sample - 1:-1], articles[-1]
 
 
 def bench_scale(config: dict, chunks: int, rounds: int, folder: Path, backends: list[str], build: bool,
                 measure_now: bool, url: str | None, batches: int | None = None,
-                questions: int | None = None) -> list[dict]:
+                questions: int | None = None, batch_size: int = BATCH, sample: int = SAMPLE) -> list[dict]:
     folder.mkdir(parents=True, exist_ok=True)
     articles = scale_articles()
     config = scale_config(config, chunks, articles)
-    articles, sample, extra = held_out(articles)
+    articles, sample, extra = held_out(articles, sample)
     results = []
     if build:
-        paths = prepare(config, articles, folder, batches)
+        paths = prepare(config, articles, folder, batches, batch_size)
         stats = json.loads((folder / "prepared" / "stats.json").read_text())
         used = [stats[p.name] for p in paths]
         prepared_chunks = sum(s["chunks"] for s in used)

@@ -186,14 +186,14 @@ class Database:
     @contextmanager
     def advisory_lock(self, key: int, wait: bool, busy_message: str):
         """A session-level advisory lock: across every process on this database."""
-        with self._lock:
-            if wait:
-                self.call(lambda c: c.execute("SELECT pg_advisory_lock(%s)", (key,)))
-            elif not self.call(lambda c: c.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]):
-                raise BylineError(busy_message)
-            try:
-                yield
-            finally:
+        if wait:
+            self.call(lambda c: c.execute("SELECT pg_advisory_lock(%s)", (key,)))
+        elif not self.call(lambda c: c.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()[0]):
+            raise BylineError(busy_message)
+        try:
+            yield
+        finally:
+            with self._lock:
                 if not self._connection.closed:
                     self._connection.execute("SELECT pg_advisory_unlock(%s)", (key,))
 

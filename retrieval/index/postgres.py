@@ -20,6 +20,7 @@ import psycopg
 from haystack import Document
 from psycopg.types.json import Jsonb
 
+from retrieval.errors import BylineError
 from retrieval.index.base import ARTICLE_FIELDS, PreparedArticle, mark_syndicated_copies, published_filter
 from retrieval.index.pg import CHUNK_TABLE, WRITE_LOCK, Database, chunk_document_store
 from retrieval.ingest.chunking import Sentence
@@ -91,20 +92,22 @@ class PostgresStore:
         return [Document(id=i, content=content, meta=meta, score=float(score)) for i, content, meta, score in rows]
 
     def _through_integration(self, search):
+        """The integration's search; a connection it finds dead is opened again once, else a short error."""
         from haystack.document_stores.errors import DocumentStoreError
 
         try:
             return search()
-        except DocumentStoreError:
-            # the integration reconnects on its next call; a server that stays away is reported once
+        except DocumentStoreError as failed:
+            if not isinstance(failed.__cause__, psycopg.OperationalError):
+                raise
             self.document_store.close()
-            try:
-                return search()
-            except DocumentStoreError:
-                from retrieval.errors import BylineError
-
-                raise BylineError(f"lost the connection to PostgreSQL at {self.database.where}; "
-                                  "try again in a moment") from None
+        try:
+            return search()
+        except DocumentStoreError as failed:
+            if not isinstance(failed.__cause__, psycopg.OperationalError):
+                raise
+            raise BylineError(f"lost the connection to PostgreSQL at {self.database.where}; "
+                              "try again in a moment") from None
 
     # -- reading -----------------------------------------------------------------------------
     def doc_ids(self) -> set[str]:
