@@ -129,9 +129,11 @@ class BylinePipeline:
         pipeline.add_component("focus", SentenceFocuser(store, retrieval["focus_sentences"],
                                                         retrieval["focus_neighbours"]))
         pipeline.add_component("read", self.reader)
-        pipeline.add_component("assemble", AnswerAssembler(store, reader["no_answer_threshold"],
-                                                           reader["max_answers"], reader["max_answer_words"],
-                                                           reader["citation_similarity"]))
+        pipeline.add_component("assemble", AnswerAssembler(
+            store, reader["no_answer_threshold"], reader["max_answers"], reader["max_answer_words"],
+            reader["citation_similarity"], focus_prior=reader["focus_prior"], agreement=reader["agreement"],
+            also_possible_within=reader["also_possible_within"], also_possible_max_words=reader["also_possible_max_words"],
+            calibration_factor=self.reader.calibration_factor))
         pipeline.add_component("dated", TimeAwareAnswers(store))
         pipeline.connect("embed_query.embedding", "dense.query_embedding")
         pipeline.connect("dense.documents", "fuse.documents")

@@ -22,6 +22,8 @@ class Span:
     start: int  # character offsets in the passage
     end: int
     value: float  # span logit minus the window's [CLS] logit
+    null: float = 0.0  # the window's [CLS] start + end logit
+    window: int = 0  # which window of its pair (long passages overflow into several)
 
 
 def find_spans(model, tokenizer, questions: list[str], passages: list[str], *, max_length: int = 384,
@@ -74,6 +76,7 @@ def find_spans(model, tokenizer, questions: list[str], passages: list[str], *, m
             allowed = band[None] & context[:, :, None] & context[:, None, :]
             scores = scores.masked_fill(~allowed, float("-inf")).flatten(1)
             top = torch.topk(scores, min(per_window, scores.shape[1]), dim=1)
+            nulls = null.tolist()
             for row, w in enumerate(batch):
                 offsets = encoded["offset_mapping"][w]
                 pair = pair_of[w]
@@ -81,7 +84,7 @@ def find_spans(model, tokenizer, questions: list[str], passages: list[str], *, m
                     if value == float("-inf"):
                         break
                     first, last = divmod(flat, width)
-                    results[pair].append(Span(pair, offsets[first][0], offsets[last][1], value))
+                    results[pair].append(Span(pair, offsets[first][0], offsets[last][1], value, nulls[row], w))
     return results
 
 

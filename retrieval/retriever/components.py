@@ -191,20 +191,42 @@ class SentenceFocuser:
 
 @component
 class AnswerAssembler:
-    """Merge reader spans with the same normalised text into one answer citing every article."""
+    """Merge reader spans with the same normalised text into one answer citing every article.
+
+    An answer's evidence is its best span's margin over "no answer" (the reader's logits), less
+    `focus_prior` × log(1 + the focus rank of the passage it was read in), plus `agreement` × log(the
+    number of passages that give it): the reader alone over-trusts a fluent distractor in a weakly
+    related passage, and several passages giving the same words are better evidence than one. Its
+    score is sigmoid(`calibration_factor` × evidence), the reader's own scale, and the no-answer
+    threshold applies to it. "Also possible" answers are short (≤ `also_possible_max_words`),
+    distinct from the lead answer and within `also_possible_within` of its evidence, or not shown.
+    """
 
     def __init__(self, store: ArticleStore, no_answer_threshold: float, max_answers: int,
-                 max_answer_words: int = 30, citation_similarity: float = 0.0) -> None:
+                 max_answer_words: int = 30, citation_similarity: float = 0.0, focus_prior: float = 0.0,
+                 agreement: float = 0.0, also_possible_within: float = float("inf"),
+                 also_possible_max_words: int = 30, calibration_factor: float = 0.1) -> None:
         self.store = store
         self.no_answer_threshold = no_answer_threshold
         self.max_answers = max_answers
         self.max_answer_words = max_answer_words
         self.citation_similarity = citation_similarity
+        self.focus_prior = focus_prior
+        self.agreement = agreement
+        self.also_possible_within = also_possible_within
+        self.also_possible_max_words = also_possible_max_words
+        self.calibration_factor = calibration_factor
+
+    def _margin(self, answer: ExtractedAnswer) -> float:
+        if "margin" in (answer.meta or {}):
+            return float(answer.meta["margin"])
+        score = min(max(float(answer.score), 1e-9), 1 - 1e-9)  # a reader that gives only a probability
+        return math.log(score / (1 - score)) / self.calibration_factor
 
     @component.output_types(result=AnswerResult, best_score=float)
     def run(self, question: str, answers: list[ExtractedAnswer], passages: list[Document],
             closest: list[Document], retrieved: list[Document]) -> dict:
-        groups: dict[str, list[tuple[float, str, int, int]]] = defaultdict(list)
+        groups: dict[str, list[tuple[float, str, int, int, int]]] = defaultdict(list)
         for answer in answers:
             if not answer.data or not answer.data.strip() or answer.document is None:
                 continue
@@ -215,20 +237,25 @@ class AnswerAssembler:
             if "\n" in stripped or len(stripped.split()) > self.max_answer_words:
                 continue
             start += len(text) - len(text.lstrip())
-            base = answer.document.meta["article_start"]
+            meta = answer.document.meta
+            evidence = self._margin(answer) - self.focus_prior * math.log1p(meta.get("focus_rank", 0))
             groups[normalize_answer(stripped)].append(
-                (float(answer.score), answer.document.meta["doc_id"], base + start, base + start + len(stripped)))
-        ranked = sorted(groups.values(), key=lambda spans: -max(s[0] for s in spans))
-        best_score = max((s[0] for s in ranked[0]), default=0.0) if ranked else 0.0
+                (evidence, meta["doc_id"], meta["article_start"] + start, meta["article_start"] + start + len(stripped),
+                 meta["article_start"]))
+        ranked = sorted(((max(s[0] for s in spans) + self.agreement * math.log(len({s[4] for s in spans})), key, spans)
+                         for key, spans in groups.items()), key=lambda g: -g[0])
+        best_score = self._score(ranked[0][0]) if ranked else 0.0
         merged = []
-        for spans in ranked:
-            score = max(s[0] for s in spans)
+        for evidence, key, spans in ranked:
+            score = self._score(evidence)
             if score < self.no_answer_threshold or len(merged) >= self.max_answers:
                 break
+            if merged and not self._also_possible(key, evidence, ranked[0]):
+                continue
             spans.sort(key=lambda s: -s[0])
-            _, doc_id, start, end = spans[0]
+            _, doc_id, start, end, _ = spans[0]
             text = self.store.article_text(doc_id)[start:end]
-            located = {self._exact(text, d, s_, e_) for _, d, s_, e_ in spans} - {None}
+            located = {self._exact(text, d, s_, e_) for _, d, s_, e_, _ in spans} - {None}
             corroborating = self.store.lexical_search(text, 10)
             located |= self._other_mentions(text, passages + retrieved + corroborating, (doc_id, start, end),
                                             {loc[0] for loc in located})
@@ -239,6 +266,15 @@ class AnswerAssembler:
             result.closest = [self._citation(d.meta["doc_id"], d.meta["article_start"], d.meta["article_start"])
                               for d in closest]
         return {"result": result, "best_score": best_score}
+
+    def _score(self, evidence: float) -> float:
+        return 1.0 / (1.0 + math.exp(-self.calibration_factor * evidence))
+
+    def _also_possible(self, key: str, evidence: float, lead: tuple) -> bool:
+        """Short, close to the lead answer's evidence, and neither inside it nor holding it."""
+        lead_evidence, lead_key, _ = lead
+        return (len(key.split()) <= self.also_possible_max_words and lead_evidence - evidence <= self.also_possible_within
+                and key not in lead_key and lead_key not in key)
 
     def _exact(self, text: str, doc_id: str, start: int, end: int) -> tuple[str, int, int] | None:
         """Where `text` itself sits at or around a span that matched it only after normalisation."""
