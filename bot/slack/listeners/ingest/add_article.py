@@ -136,7 +136,7 @@ def added_message(articles: list, report) -> str:
             verb = "Already had"
         chunks = report.chunk_counts.get(article.doc_id)
         details = " · ".join(filter(None, [article.publisher, article.published,
-                                           f"{chunks} chunks" if chunks is not None else None]))
+                                           f"{chunks} chunk{'s' if chunks != 1 else ''}" if chunks is not None else None]))
         title = f"<{article.url}|{escape(article.title)}>" if article.url else f"*{escape(article.title)}*"
         lines.append(f"{verb} {title}" + (f" — {escape(details)}" if details else ""))
     if len(articles) > MAX_LISTED:
