@@ -127,7 +127,8 @@ def ingest_summary(report, seconds: float) -> str:
     """The line that ends an ingest: what happened to each article, and the time taken."""
     counts = [f"added {len(report.added)}", f"replaced {len(report.updated)}", f"unchanged {len(report.unchanged)}",
               f"refused {len(report.refused)}"] + ([f"removed {len(report.removed)}"] if report.removed else [])
-    return f"{', '.join(counts)} articles in {seconds:.1f}s ({report.chunks_embedded} chunks embedded)"
+    chunks = f"{report.chunks_embedded} chunk{'' if report.chunks_embedded == 1 else 's'}"
+    return f"{', '.join(counts)} articles in {seconds:.1f}s ({chunks} embedded)"
 
 
 def _print_refused(report) -> None:
