@@ -2,6 +2,7 @@
 site) and a file uploaded with a mention (served by the Slack stand-in, to the bot token only)."""
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -9,7 +10,7 @@ from bot.slack.context import SlackContext
 from bot.slack.listeners.ingest.add_article import NOT_ALLOWED
 from bot.slack.standin import dm_event, mention_event
 from local_site import article_page
-from retrieval.index.store import IndexLocation
+from retrieval.index.local import IndexLocation
 from retrieval.ingest.web import url_doc_id
 from slack_support import BOT_TOKEN, visible_texts
 
@@ -30,7 +31,7 @@ def byline(pipeline, tmp_path):
 
 
 def snapshot(pipeline):
-    location = IndexLocation(pipeline.location.data_dir)
+    location = IndexLocation(Path(pipeline.config["data_dir"]))
     return os.readlink(location.link), sorted(location.load().chunks)
 
 
@@ -53,7 +54,7 @@ def test_an_allowed_user_adds_a_link_and_is_then_answered_from_it(http_bot, loca
     reply, = http_bot.api.wait_for("chat.postMessage", timeout=120)
     assert reply.params["thread_ts"] == mention["ts"]
     doc_id = url_doc_id(link)
-    chunks = sum(1 for d in pipeline.index.chunks.values() if d.meta["doc_id"] == doc_id)
+    chunks = sum(1 for d in pipeline.store.all_chunks() if d.meta["doc_id"] == doc_id)
     assert chunks >= 1
     assert reply.params["text"] == (f"Added <{link}|Osterby tram line opens in June> — Osterby Times · 2024-06-01 · "
                                     f"{chunks} chunk{'s' if chunks > 1 else ''}")
