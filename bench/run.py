@@ -1,7 +1,8 @@
 """`byline bench`: print Byline's speed and memory figures (targets in the README).
 
     byline bench latency [--rounds N]     load + first answer, then p50/p95 over the gold questions, RSS
-    byline bench ingest                   chunks/s, ingesting the bundled corpus and a train-context sample
+    byline bench ingest [--sample N]      chunks/s ingesting N train contexts, beside the bare encoder's
+                                          tokens/s on the same sentences (same run) and their ratio
     byline bench reader                   one question over 10 passages of ~200 words, median ms
     byline bench scale [--chunks N]       p50/p95 at ~N chunks built from ../shared/qa-data/train contexts
                                           (kept in <data_dir>/bench-scale-N; an interrupted build resumes;
