@@ -65,6 +65,7 @@ def articles_added(real_pipeline):
     return added
 
 
+@pytest.fixture(scope="session")
 def scratch_pipeline(test_config, tmp_path_factory):
     """A real pipeline with a data directory of its own, for tests that add articles from feeds, links
     and Slack without changing what the other tests' pipeline answers."""
@@ -80,4 +81,3 @@ def local_site():
 
     with LocalSite() as site:
         yield site
-
