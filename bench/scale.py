@@ -65,6 +65,7 @@ def prepare(config: dict, articles: list[dict], folder: Path, limit: int | None 
     """The prepared batches (the first `limit` only, if given), embedding only those not cached yet;
     their encoder rate in stats.json."""
     from retrieval.pipeline import build_preparer
+    from retrieval.progress import IngestProgress
 
     cache = folder / "prepared"
     cache.mkdir(parents=True, exist_ok=True)
@@ -81,8 +82,12 @@ def prepare(config: dict, articles: list[dict], folder: Path, limit: int | None 
             continue
         preparer = preparer or build_preparer(config)
         started = time.perf_counter()
-        prepared = preparer.run(articles=_load_articles(articles[offset:offset + batch], cache, "batch"),
-                                stored_fingerprints={})["prepared"]
+        progress = IngestProgress(f"scale: batch {number + 1}/{-(-len(articles) // batch)}")
+        try:
+            prepared = preparer.run(articles=_load_articles(articles[offset:offset + batch], cache, "batch"),
+                                    stored_fingerprints={}, progress=progress)["prepared"]
+        finally:
+            progress.close()
         seconds = time.perf_counter() - started
         partial = path.with_suffix(".partial")
         partial.write_bytes(pickle.dumps(prepared, protocol=pickle.HIGHEST_PROTOCOL))

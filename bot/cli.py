@@ -1,4 +1,4 @@
-"""`byline`: ask, chat, ingest, remove, list, eval, slack, feedback, db, store, bench."""
+"""`byline`: ask, chat, ingest, watch, remove, list, eval, slack, feedback, db, store, bench."""
 
 from __future__ import annotations
 
@@ -7,12 +7,14 @@ import json
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 from retrieval.errors import BylineError  # noqa: E402  (the package sets the offline defaults)
+from retrieval.progress import set_quiet  # noqa: E402
 
 logger = logging.getLogger("byline")
 
@@ -121,16 +123,85 @@ def cmd_run(args: argparse.Namespace) -> int:
     return cmd_chat(args)
 
 
-def cmd_ingest(args: argparse.Namespace) -> int:
-    from retrieval.ingest.loaders import load_paths
+def ingest_summary(report, seconds: float) -> str:
+    """The line that ends an ingest: what happened to each article, and the time taken."""
+    counts = [f"added {len(report.added)}", f"replaced {len(report.updated)}", f"unchanged {len(report.unchanged)}",
+              f"refused {len(report.refused)}"] + ([f"removed {len(report.removed)}"] if report.removed else [])
+    chunks = f"{report.chunks_embedded} chunk{'' if report.chunks_embedded == 1 else 's'}"
+    return f"{', '.join(counts)} articles in {seconds:.1f}s ({chunks} embedded)"
 
-    # Refuse bad files before spending seconds on loading models.
-    load_paths([Path(p) for p in args.paths], _config(args)["chunking"]["max_file_bytes"])
-    pipeline = _pipeline(args)
-    report = pipeline.ingest([Path(p) for p in args.paths], replace_all=args.replace)
-    print(f"added {len(report.added)}, updated {len(report.updated)}, unchanged {len(report.unchanged)}, "
-          f"removed {len(report.removed)}; {report.chunks_embedded} chunks embedded in {report.seconds:.1f}s")
-    return 0
+
+def _print_refused(report) -> None:
+    for line in report.refused:
+        print(f"byline: refused: {line}", file=sys.stderr)
+
+
+def _ingest_with_bar(desc: str, run):
+    from retrieval.progress import IngestProgress
+
+    progress = IngestProgress(desc)
+    try:
+        return run(progress)
+    finally:
+        progress.close()
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from retrieval.ingest.sources import load_sources
+    from retrieval.ingest.web import Fetcher
+
+    started = time.perf_counter()
+    config = _config(args)
+    # Files are read, pages and feeds fetched, and bad sources refused before the models load.
+    loaded = load_sources(args.sources, config["chunking"]["max_file_bytes"], Fetcher.from_config(config))
+    if loaded.articles or args.replace:
+        pipeline = _pipeline(args)
+        report = _ingest_with_bar("ingest", lambda progress: pipeline.ingest_articles(
+            loaded.articles, replace_all=args.replace, progress=progress))
+    else:  # every feed item refused: nothing to index, no models to load
+        from retrieval.index.base import IngestReport
+
+        report = IngestReport()
+    report.refused = loaded.refused
+    _print_refused(report)
+    print(ingest_summary(report, time.perf_counter() - started))
+    return 2 if report.refused else 0
+
+
+def cmd_watch(args: argparse.Namespace) -> int:
+    from retrieval.ingest.watch import FeedWatcher, parse_duration
+    from retrieval.ingest.web import Fetcher, check_scheme, is_url
+
+    every = parse_duration(args.every)
+    for feed in args.feeds:
+        if is_url(feed):
+            check_scheme(feed)
+        elif not Path(feed).is_file():
+            raise BylineError(f"{feed}: no such feed file (give a feed's http(s) URL or an RSS/Atom file)")
+    config = _config(args)
+    watcher = FeedWatcher(_pipeline(args), Fetcher.from_config(config), Path(config["data_dir"]) / "feeds.json",
+                          config["chunking"]["max_file_bytes"])
+    status = 0
+    while True:
+        for feed in args.feeds:
+            started = time.perf_counter()
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            try:
+                result = _ingest_with_bar(f"watch {feed}", lambda progress: watcher.poll(feed, progress))
+            except BylineError as exc:
+                print(f"byline: error: {exc}", file=sys.stderr, flush=True)
+                status = 2
+                continue
+            _print_refused(result.report)
+            status = 2 if result.report.refused else status
+            if result.not_modified:
+                print(f"{stamp} {feed}: not modified", flush=True)
+            else:
+                print(f"{stamp} {feed}: {result.new_items} new or changed items; "
+                      f"{ingest_summary(result.report, time.perf_counter() - started)}", flush=True)
+        if args.once:
+            return status
+        time.sleep(every)
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -221,6 +292,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", help="where the index lives (overrides config data_dir)")
     parser.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override one setting")
     parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     commands = parser.add_subparsers(dest="command", required=True)
 
     ask = commands.add_parser("ask", help="answer one question ('-' reads one per line from stdin)")
@@ -239,10 +311,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--model", help="reader model: a folder or a Hugging Face id")
     run.set_defaults(handler=cmd_run)
 
-    ingest = commands.add_parser("ingest", help="add or update articles (.txt .md .html .jsonl, or folders)")
-    ingest.add_argument("paths", nargs="+")
-    ingest.add_argument("--replace", action="store_true", help="remove indexed articles not among PATHS")
+    ingest = commands.add_parser("ingest", help="add or update articles: .txt .md .html .jsonl files or folders, "
+                                                "RSS/Atom feeds (files or URLs), web pages (URLs)")
+    ingest.add_argument("sources", nargs="+", metavar="SOURCE")
+    ingest.add_argument("--replace", action="store_true", help="remove indexed articles not among SOURCES")
+    ingest.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bar")
     ingest.set_defaults(handler=cmd_ingest)
+
+    watch = commands.add_parser("watch", help="poll RSS/Atom feeds and ingest their new or changed items")
+    watch.add_argument("feeds", nargs="+", metavar="FEED", help="a feed's http(s) URL or an RSS/Atom file")
+    watch.add_argument("--every", default="15m", help="time between polls: 30s, 15m, 1h (default 15m)")
+    watch.add_argument("--once", action="store_true", help="poll each feed once and exit")
+    watch.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress bars")
+    watch.set_defaults(handler=cmd_watch)
 
     remove = commands.add_parser("remove", help="delete one article from the index")
     remove.add_argument("doc_id")
@@ -286,11 +367,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if getattr(args, "passes_options_on", False):
-        args.eval_args = args.bench_args = rest
+        args.quiet = args.quiet or "--quiet" in rest  # `byline eval --open F --quiet` too
+        args.eval_args = args.bench_args = [option for option in rest if option != "--quiet"]
     elif rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
+    set_quiet(args.quiet)
     try:
         return args.handler(args)
     except BylineError as exc:

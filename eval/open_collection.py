@@ -30,6 +30,7 @@ from pathlib import Path
 from eval.metrics import contains_answer, mean, percentile, score_prediction
 from eval.squad_benchmark import SquadFormatError, best_span, spread_sample
 from retrieval.config import REPO_ROOT
+from retrieval.progress import progress_bar
 
 CACHE_ROOT = REPO_ROOT / "build" / "open-eval"
 STAGES = ("not_retrieved", "not_in_reader_input", "reader_picked_another_span", "refused_under_threshold")
@@ -249,11 +250,8 @@ def run_open(path: Path, config: dict, limit: int | None, with_stock: bool = Fal
           file=sys.stderr, flush=True)
     pipeline = BylinePipeline(open_config(config, folder))
 
-    def progress(done, total):
-        if done % 50 == 0 or done == total:
-            print(f"eval --open: {done}/{total} questions", file=sys.stderr, flush=True)
-
-    rows = ask_all(pipeline, questions, v2, progress)
+    with progress_bar(len(questions), "eval --open", "question") as bar:
+        rows = ask_all(pipeline, questions, v2, lambda done, total: bar.update(1))
     summary = {"file": str(path), "version": "2.0" if v2 else "1.1", "articles": len(articles), **summarize(rows, v2)}
     if with_stock:
         summary["stock"] = run_stock_peer(articles, questions, v2, pipeline.reader,

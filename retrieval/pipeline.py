@@ -28,10 +28,14 @@ from haystack.components.joiners import DocumentJoiner
 from retrieval.answer import AnswerResult
 from retrieval.conversation import Reading, Turn, read_in_context
 from retrieval.errors import BylineError
-from retrieval.index.base import EMBEDDING_DIM, ArticleStore, IngestReport
+from retrieval.index.base import ArticleStore, IngestReport
 from retrieval.index.local import IndexLocation, LocalStore
+from retrieval.ingest.encoder import SentenceEncoder
 from retrieval.ingest.loaders import Article, load_paths
 from retrieval.ingest.prepare import ArticlePreparer
+from retrieval.ingest.sources import load_sources
+from retrieval.ingest.web import Fetcher
+from retrieval.progress import IngestProgress
 from retrieval.retriever.components import (AnswerAssembler, BoostArticles, CollapseSyndicatedCopies, QueryEmbedder,
                                             SentenceFocuser)
 from retrieval.retriever.search import DenseChunkRetriever, LexicalChunkRetriever
@@ -48,24 +52,19 @@ def embedder_model_path(name: str) -> str:
     return name
 
 
-def build_preparer(config: dict) -> ArticlePreparer:
+def build_encoder(config: dict) -> SentenceEncoder:
+    """Ingest's sentence encoder: the same vectors as the query embedder's, faster over many sentences."""
+    encoder = SentenceEncoder(embedder_model_path(config["embedder"]["model"]),
+                              max_batch_tokens=config["embedder"]["max_batch_tokens"],
+                              precision=config["embedder"]["precision"])
+    encoder.warm_up()
+    return encoder
+
+
+def build_preparer(config: dict, encoder: SentenceEncoder | None = None) -> ArticlePreparer:
     """The ingest step before any store: sentences, MiniLM vectors, chunks."""
-    from haystack import Document
-    from haystack_integrations.components.embedders.sentence_transformers import (
-        SentenceTransformersDocumentEmbedder)
-
-    embedder = SentenceTransformersDocumentEmbedder(
-        model=embedder_model_path(config["embedder"]["model"]), normalize_embeddings=True, progress_bar=False,
-        local_files_only=True, batch_size=config["embedder"]["batch_size"])
-    embedder.warm_up()
-
-    def embed(texts: list[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, EMBEDDING_DIM), dtype=np.float32)
-        documents = embedder.run([Document(content=t) for t in texts])["documents"]
-        return np.asarray([d.embedding for d in documents], dtype=np.float32)
-
-    return ArticlePreparer(embed, config["chunking"]["max_words"], config["chunking"]["overlap_sentences"])
+    encoder = encoder or build_encoder(config)
+    return ArticlePreparer(encoder.encode, config["chunking"]["max_words"], config["chunking"]["overlap_sentences"])
 
 
 def store_url(config: dict) -> str | None:
@@ -108,8 +107,8 @@ class BylinePipeline:
             progress_bar=False, local_files_only=True)
         self.reader = load_configured_reader(config["reader"])
         self.text_embedder.warm_up()
-        self.preparer = build_preparer(config)
-        self._embed = self.preparer.embed
+        self.encoder = build_encoder(config)
+        self.preparer = build_preparer(config, self.encoder)
         self._lock = threading.RLock()
         self.store = self._open_store()
         self._query_pipeline = self._build_query_pipeline(self.store)
@@ -150,6 +149,9 @@ class BylinePipeline:
         pipeline.connect("assemble.result", "dated.result")
         return pipeline
 
+    def _embed(self, texts: list[str], progress=None) -> np.ndarray:
+        return self.encoder.encode(texts, progress)
+
     # -- the store ----------------------------------------------------------------------------
     def _open_store(self) -> ArticleStore:
         """The configured store; an empty one gets the bundled corpus, and a local index in an older
@@ -159,36 +161,54 @@ class BylinePipeline:
             with store.writer_lock(wait=True):
                 writable = store.for_writing()
                 if writable.needs_bootstrap():  # unless another process built it while this one waited
-                    articles = writable.stale_articles
+                    articles, what = writable.stale_articles, "re-indexing"
                     if articles is None:
                         corpus = Path(self.config["corpus_dir"])
                         logger.info("an empty store: ingesting the bundled corpus from %s", corpus)
                         articles = load_paths([corpus], self.config["chunking"]["max_file_bytes"])
-                    self._apply(writable, articles)
+                        what = f"first run: indexing {corpus.name}/"
+                    progress = IngestProgress(what)
+                    try:
+                        self._apply(writable, articles, progress=progress)
+                    finally:
+                        progress.close()
                 store = writable
         return store
 
-    def _apply(self, store: ArticleStore, articles: list[Article], replace_all: bool = False) -> IngestReport:
+    def _apply(self, store: ArticleStore, articles: list[Article], replace_all: bool = False,
+               progress: IngestProgress | None = None) -> IngestReport:
         """Prepare the new and changed articles and write them (and any removals) in one change."""
         stored = store.fingerprints()
-        prepared = self.preparer.run(articles=articles, stored_fingerprints=stored)
+        prepared = self.preparer.run(articles=articles, stored_fingerprints=stored, progress=progress)
         report = IngestReport(unchanged=prepared["unchanged"])
         for article in prepared["prepared"]:
             (report.updated if article.doc_id in stored else report.added).append(article.doc_id)
             report.chunks_embedded += len(article.chunks)
+            report.chunk_counts[article.doc_id] = len(article.chunks)
         if replace_all:
             report.removed = sorted(set(stored) - {a.doc_id for a in articles})
         if report.changed or store.needs_bootstrap():
             store.write(prepared["prepared"], report.removed, self.config["retrieval"]["duplicate_threshold"])
         return report
 
-    def ingest(self, paths: list[Path], replace_all: bool = False) -> IngestReport:
-        """Add or update articles. Any bad file refuses the whole batch; the store stays as it was."""
+    def ingest(self, sources: list, replace_all: bool = False, progress: IngestProgress | None = None
+               ) -> IngestReport:
+        """Add or update articles from files, folders, feeds and URLs. A bad source refuses the whole
+        batch and the store stays as it was; feed items that cannot be read are refused on their own."""
         started = time.perf_counter()
-        articles = load_paths([Path(p) for p in paths], self.config["chunking"]["max_file_bytes"])
+        loaded = load_sources(sources, self.config["chunking"]["max_file_bytes"], Fetcher.from_config(self.config))
+        report = self.ingest_articles(loaded.articles, replace_all, progress)
+        report.refused = loaded.refused
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def ingest_articles(self, articles: list[Article], replace_all: bool = False,
+                        progress: IngestProgress | None = None) -> IngestReport:
+        """Add or update articles already loaded; one atomic change of the store."""
+        started = time.perf_counter()
         with self._lock, self.store.writer_lock():
             store = self.store.for_writing()
-            report = self._apply(store, articles, replace_all=replace_all)
+            report = self._apply(store, articles, replace_all=replace_all, progress=progress)
             if report.changed:
                 self._use_store(store)
         report.seconds = time.perf_counter() - started

@@ -63,3 +63,21 @@ def articles_added(real_pipeline):
                 real_pipeline.remove(doc_id)
 
     return added
+
+
+@pytest.fixture(scope="session")
+def scratch_pipeline(test_config, tmp_path_factory):
+    """A real pipeline with a data directory of its own, for tests that add articles from feeds, links
+    and Slack without changing what the other tests' pipeline answers."""
+    from retrieval.pipeline import BylinePipeline
+
+    return BylinePipeline({**test_config, "data_dir": str(tmp_path_factory.mktemp("scratch-data"))})
+
+
+@pytest.fixture
+def local_site():
+    """A web site on 127.0.0.1 (tests/local_site.py): pages, feeds, redirects, 304s; never the internet."""
+    from local_site import LocalSite
+
+    with LocalSite() as site:
+        yield site

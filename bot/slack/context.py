@@ -129,11 +129,13 @@ class SlackContext:
     """Injected into every listener as the `byline` argument."""
 
     def __init__(self, pipeline, data_dir: str | Path, *, channel_allowlist=(), user_rate_limit_per_minute: int = 0,
-                 max_citations: int = 3, workers: int = 4, conversation: dict | None = None, database=None):
+                 max_citations: int = 3, workers: int = 4, conversation: dict | None = None, database=None,
+                 ingest_allowlist=()):
         """With `database` (a retrieval.index.pg.Database), event claims, feedback and the rate limit are
         shared by every replica on it; without, they live in this process (feedback: the data dir's log)."""
         self.pipeline = pipeline
         self.channel_allowlist = frozenset(channel_allowlist or ())
+        self.ingest_allowlist = frozenset(ingest_allowlist or ())  # who may add articles; empty = nobody
         self.max_citations = max_citations
         self.workers = workers
         if database is None:
@@ -160,7 +162,8 @@ class SlackContext:
                    channel_allowlist=slack.get("channel_allowlist") or (),
                    user_rate_limit_per_minute=int(slack.get("user_rate_limit_per_minute") or 0),
                    max_citations=int(slack.get("max_citations") or 3),
-                   workers=int(slack.get("workers") or 4), conversation=config.get("conversation"))
+                   workers=int(slack.get("workers") or 4), conversation=config.get("conversation"),
+                   ingest_allowlist=slack.get("ingest_allowlist") or ())
 
     def allows_channel(self, channel: str) -> bool:
         # DMs (D…) are always allowed: the allowlist is about which shared channels the bot speaks in.

@@ -1,7 +1,8 @@
 """A local stand-in for Slack, for tests and `byline bench slack`; nothing here contacts Slack.
 
 - `StandInSlackAPI`: the Web API (and response_url endpoints) on 127.0.0.1, recording every call,
-  able to answer a call with a 429 or an error.
+  able to answer a call with a 429 or an error; it also serves uploaded files (`add_file`) at their
+  `url_private_download`, to a request with a bot token only, as Slack does (others get a sign-in page).
 - `SlackSender`: posts correctly signed requests of Slack's real payload shapes to the bot's HTTP endpoint.
 """
 
@@ -54,6 +55,7 @@ class StandInSlackAPI:
         self._failures: dict[str, list[tuple[str, int]]] = {}  # method -> planned (error, HTTP status)
         self._changed = threading.Condition()
         self._ts = itertools.count(1)
+        self._files: dict[str, tuple[dict, bytes]] = {}  # file id -> (Slack's file object, content)
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), name="standin-slack-api",
                                         daemon=True)
@@ -83,6 +85,16 @@ class StandInSlackAPI:
         planned = ("ratelimited", 429) if error is None else (error, status or 200)
         with self._changed:
             self._failures.setdefault(method, []).extend([planned] * times)
+
+    def add_file(self, name: str, content: bytes, mimetype: str = "text/plain") -> dict:
+        """An uploaded file: its Slack file object, as an event's `files` entry carries it."""
+        file_id = f"F{len(self._files) + 1:08d}"
+        download = f"{self.url}/files-pri/{TEAM_ID}-{file_id}/download/{name}"
+        file = {"id": file_id, "name": name, "title": name, "mimetype": mimetype,
+                "filetype": name.rsplit(".", 1)[-1], "size": len(content), "mode": "hosted",
+                "url_private": download.replace("/download/", "/"), "url_private_download": download}
+        self._files[file_id] = (file, content)
+        return file
 
     def calls(self, method: str | None = None, *, ok_only: bool = True) -> list[Call]:
         with self._changed:
@@ -121,7 +133,23 @@ class StandInSlackAPI:
                                 "text": params.get("text"), "thread_ts": params.get("thread_ts")}}
         if method == "chat.postEphemeral":
             return {"ok": True, "message_ts": ts}
+        if method == "files.info":
+            found = self._files.get(params.get("file", ""))
+            return {"ok": True, "file": found[0]} if found else {"ok": False, "error": "file_not_found"}
         return {"ok": True}
+
+    def _download(self, path: str, token: str | None) -> tuple[int, bytes, str]:
+        """A files-pri download: the file to a bot token; Slack's sign-in page (200, HTML) to anyone else."""
+        file_id = path.split("/")[2].split("-", 1)[-1] if path.count("/") >= 3 else ""
+        found = self._files.get(file_id)
+        with self._changed:
+            self._calls.append(Call("files.download", {"path": path}, 200 if found else 404, None, token))
+            self._changed.notify_all()
+        if not found:
+            return 404, b"Not found", "text/plain"
+        if not (token or "").startswith("xoxb-"):
+            return 200, b"<!DOCTYPE html><html><body>Sign in to Slack</body></html>", "text/html; charset=utf-8"
+        return 200, found[1], found[0]["mimetype"]
 
     def _handler_class(self):
         standin = self
@@ -147,6 +175,18 @@ class StandInSlackAPI:
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 for name, value in headers.items():
                     self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_GET(self):
+                if not self.path.startswith("/files-pri/"):
+                    self.send_error(404)
+                    return
+                token = self.headers.get("Authorization", "").removeprefix("Bearer ") or None
+                status, payload, content_type = standin._download(self.path, token)
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)

@@ -47,7 +47,9 @@ class IngestReport:
     updated: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    refused: list[str] = field(default_factory=list)  # one line each: feed items refused on their own
     chunks_embedded: int = 0
+    chunk_counts: dict[str, int] = field(default_factory=dict)  # added or replaced article -> its chunks
     seconds: float = 0.0
 
     @property

@@ -38,24 +38,31 @@ class Article:
                 "published": self.published, "url": self.url}
 
 
-def _read_text(path: Path, max_bytes: int) -> str:
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise BylineError(f"{path}: cannot read ({exc.strerror})") from exc
+def check_type(suffix: str, where: str) -> None:
+    if suffix not in SUPPORTED_EXTENSIONS:
+        raise BylineError(f"{where}: unsupported file type '{suffix or '(none)'}'; "
+                          f"use one of {', '.join(SUPPORTED_EXTENSIONS)}")
+
+
+def check_size(size: int, max_bytes: int, where: str) -> None:
     if size == 0:
-        raise BylineError(f"{path}: the file is empty")
+        raise BylineError(f"{where}: the file is empty")
     if size > max_bytes:
-        raise BylineError(f"{path}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit for one file")
-    data = path.read_bytes()
+        raise BylineError(f"{where}: {size / 1e6:.1f} MB is over the {max_bytes / 1e6:.0f} MB limit for one file")
+
+
+def decode_text(data: bytes, where: str, charset: str | None = None) -> str:
+    """`data` as text: UTF-8 (or a declared `charset`), not binary, not blank."""
     if b"\x00" in data[:8192]:
-        raise BylineError(f"{path}: looks like a binary file, not text")
+        raise BylineError(f"{where}: looks like a binary file, not text")
     try:
-        text = data.decode("utf-8-sig")
+        text = data.decode(charset or "utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise BylineError(f"{path}: not UTF-8 text (invalid byte at position {exc.start})") from exc
+        raise BylineError(f"{where}: not {charset or 'UTF-8'} text (invalid byte at position {exc.start})") from exc
+    except LookupError:
+        raise BylineError(f"{where}: unknown character set '{charset}'") from None
     if not text.strip():
-        raise BylineError(f"{path}: the file has no text")
+        raise BylineError(f"{where}: the file has no text")
     return text
 
 
@@ -66,7 +73,7 @@ def _normalise_date(value) -> str | None:
     return parse_date(text[:10]) or parse_date(text) or text
 
 
-def _build(doc_id: str, raw_text: str, meta: dict, where: str) -> Article:
+def build_article(doc_id: str, raw_text: str, meta: dict, where: str) -> Article:
     cleaned = clean_article(raw_text)
     if not cleaned.text.strip():
         raise BylineError(f"{where}: no article text left after removing page chrome")
@@ -90,56 +97,72 @@ def _split_front_matter(text: str, where: str) -> tuple[dict, str]:
     return meta, text[match.end():]
 
 
-def _load_plain(path: Path, max_bytes: int, markdown: bool) -> list[Article]:
-    meta, body = _split_front_matter(_read_text(path, max_bytes), str(path))
+def plain_article(text: str, doc_id: str, where: str, markdown: bool, url: str | None = None) -> Article:
+    meta, body = _split_front_matter(text, where)
     if markdown:
         body = MARKDOWN_MARKUP.sub(lambda m: "" if m.group(1) or m.group(2) else m.group(0),
                                    MARKDOWN_LINK.sub(r"\1", body))
-    return [_build(str(meta.get("id") or path.stem), body, meta, str(path))]
+    return build_article(str(meta.get("id") or doc_id), body, {"url": url, **meta}, where)
 
 
-def _load_html(path: Path, max_bytes: int) -> list[Article]:
+def html_article(html: str | bytes, doc_id: str, where: str, url: str | None = None) -> Article:
+    """The main text and metadata of a page, by trafilatura; `url` overrides the page's own."""
     import trafilatura
 
-    html = _read_text(path, max_bytes)
-    extracted = trafilatura.bare_extraction(html, with_metadata=True, include_comments=False,
+    extracted = trafilatura.bare_extraction(html, url=url, with_metadata=True, include_comments=False,
                                             include_tables=False, favor_precision=True)
     if extracted is None or not (extracted.text or "").strip():
-        raise BylineError(f"{path}: no article text found in the HTML")
+        raise BylineError(f"{where}: no article text found in the HTML")
     meta = {"title": extracted.title, "publisher": extracted.sitename, "published": extracted.date,
-            "url": extracted.url}
-    return [_build(path.stem, extracted.text, meta, str(path))]
+            "url": url or extracted.url}
+    return build_article(doc_id, extracted.text, meta, where)
 
 
-def _load_jsonl(path: Path, max_bytes: int) -> list[Article]:
+def jsonl_articles(text: str, stem: str, where_file: str) -> list[Article]:
     articles = []
-    for number, line in enumerate(_read_text(path, max_bytes).splitlines(), start=1):
+    for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
-        where = f"{path}:{number}"
+        where = f"{where_file}:{number}"
         try:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise BylineError(f"{where}: malformed JSON line ({exc.msg})") from exc
         if not isinstance(record, dict) or not isinstance(record.get("text"), str) or not record["text"].strip():
             raise BylineError(f"{where}: each line needs a non-empty \"text\" field")
-        doc_id = str(record.get("id") or f"{path.stem}-{number}")
-        articles.append(_build(doc_id, record["text"], record, where))
+        doc_id = str(record.get("id") or f"{stem}-{number}")
+        articles.append(build_article(doc_id, record["text"], record, where))
     if not articles:
-        raise BylineError(f"{path}: no articles in the file")
+        raise BylineError(f"{where_file}: no articles in the file")
     return articles
 
 
-def load_file(path: Path, max_bytes: int) -> list[Article]:
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_EXTENSIONS:
-        raise BylineError(f"{path}: unsupported file type '{suffix or '(none)'}'; "
-                          f"use one of {', '.join(SUPPORTED_EXTENSIONS)}")
+def load_document(data: bytes, name: str, where: str, max_bytes: int, url: str | None = None) -> list[Article]:
+    """The articles in one file's bytes, by the extension of `name` (a file, a download, an upload)."""
+    suffix = Path(name).suffix.lower()
+    check_type(suffix, where)
+    check_size(len(data), max_bytes, where)
+    text = decode_text(data, where)
+    stem = Path(name).stem
     if suffix in (".html", ".htm"):
-        return _load_html(path, max_bytes)
+        return [html_article(text, stem, where, url)]
     if suffix == ".jsonl":
-        return _load_jsonl(path, max_bytes)
-    return _load_plain(path, max_bytes, markdown=suffix in (".md", ".markdown"))
+        return jsonl_articles(text, stem, where)
+    return [plain_article(text, stem, where, markdown=suffix in (".md", ".markdown"), url=url)]
+
+
+def read_file(path: Path, max_bytes: int) -> bytes:
+    """A file's bytes, once its size is known to be within `max_bytes` (and not zero)."""
+    try:
+        check_size(path.stat().st_size, max_bytes, str(path))
+        return path.read_bytes()
+    except OSError as exc:
+        raise BylineError(f"{path}: cannot read ({exc.strerror})") from exc
+
+
+def load_file(path: Path, max_bytes: int) -> list[Article]:
+    check_type(path.suffix.lower(), str(path))
+    return load_document(read_file(path, max_bytes), path.name, str(path), max_bytes)
 
 
 def load_paths(paths: list[Path], max_bytes: int) -> list[Article]:
@@ -154,7 +177,10 @@ def load_paths(paths: list[Path], max_bytes: int) -> list[Article]:
             raise BylineError(f"{path}: no such file or folder")
     if not files:
         raise BylineError(f"no article files found in {', '.join(map(str, paths))}")
-    articles = [article for file in files for article in load_file(file, max_bytes)]
+    return check_unique_ids([article for file in files for article in load_file(file, max_bytes)])
+
+
+def check_unique_ids(articles: list[Article]) -> list[Article]:
     seen: dict[str, str] = {}
     for article in articles:
         if article.doc_id in seen:

@@ -13,25 +13,31 @@ from haystack import Document, component
 from retrieval.index.base import EMBEDDING_DIM, PreparedArticle, article_fingerprint
 from retrieval.ingest.chunking import Sentence, chunk_article, split_sentences
 from retrieval.ingest.loaders import Article
+from retrieval.progress import IngestProgress
 
 
 @component
 class ArticlePreparer:
     """Split, chunk and embed the articles whose fingerprint differs from the stored one.
 
-    `embed(texts) -> np.ndarray` returns normalised rows.
+    `embed(texts, progress) -> np.ndarray` returns normalised rows; it calls `progress(tokens done,
+    tokens in all)` as it goes, and `run`'s optional `progress` (an IngestProgress) shows the bar.
     """
 
-    def __init__(self, embed: Callable[[list[str]], np.ndarray], max_words: int, overlap_sentences: int) -> None:
+    def __init__(self, embed: Callable[..., np.ndarray], max_words: int, overlap_sentences: int) -> None:
         self.embed = embed
         self.max_words = max_words
         self.overlap_sentences = overlap_sentences
 
     @component.output_types(prepared=list[PreparedArticle], unchanged=list[str])
-    def run(self, articles: list[Article], stored_fingerprints: dict[str, str]) -> dict:
+    def run(self, articles: list[Article], stored_fingerprints: dict[str, str],
+            progress: IngestProgress | None = None) -> dict:
         unchanged: list[str] = []
         pending = []
+        progress = progress or IngestProgress(enabled=False)
+        progress.splitting(len(articles))
         for article in articles:
+            progress.split_one()
             fingerprint = article_fingerprint(article)
             if stored_fingerprints.get(article.doc_id) == fingerprint:
                 unchanged.append(article.doc_id)
@@ -41,7 +47,9 @@ class ArticlePreparer:
             pending.append((article, fingerprint, sentences, chunks))
         # One encoder call for the whole batch: the encoder sorts it by length, so less padding,
         # and small articles no longer pay a call each.
-        all_vectors = self.embed([a.text[s.start:s.end] for a, _, sentences, _ in pending for s in sentences])
+        progress.encoding(len(pending), sum(len(chunks) for *_, chunks in pending))
+        all_vectors = self.embed([a.text[s.start:s.end] for a, _, sentences, _ in pending for s in sentences],
+                                 progress.encoded)
         prepared, row = [], 0
         for article, fingerprint, sentences, chunks in pending:
             sentence_vectors = np.asarray(all_vectors[row:row + len(sentences)], dtype=np.float32)

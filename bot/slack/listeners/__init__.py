@@ -7,7 +7,7 @@ SlackContext that `register_listeners` puts in every request's context, so tests
 from slack_bolt import App
 
 from bot.slack.context import SlackContext
-from bot.slack.listeners import actions, commands, events
+from bot.slack.listeners import actions, commands, events, ingest
 
 
 def register_listeners(app: App, byline: SlackContext) -> None:
@@ -16,6 +16,7 @@ def register_listeners(app: App, byline: SlackContext) -> None:
         context["byline"] = byline
         next_()
 
+    ingest.register(app)  # before events: an "add" mention is not a question
     events.register(app)
     commands.register(app)
     actions.register(app)
