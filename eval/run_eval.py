@@ -105,6 +105,9 @@ def summarize(outcomes: Sequence[ItemOutcome]) -> dict:
         "mrr": mean(1 / r if r else 0.0 for r in ranks),
         "citation_precision": _ratio(sum(o.precise_citations() for o in answered),
                                      sum(len(o.citations) for o in answered)),
+        # what the asker sees: of the answerable questions answered, how many show the answer in a cited snippet
+        "snippet_holds_answer": _ratio(sum(o.precise_citations() > 0 for o in answered if o.item.answerable),
+                                       sum(o.item.answerable for o in answered)),
         **no_answer_metrics([o.no_answer for o in outcomes], [not o.item.answerable for o in outcomes]),
         "latency_p50_ms": percentile(latencies, 50), "latency_p95_ms": percentile(latencies, 95),
     }

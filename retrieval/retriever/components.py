@@ -194,9 +194,11 @@ class AnswerAssembler:
     """Merge reader spans with the same normalised text into one answer citing every article.
 
     An answer's evidence is its best span's margin over "no answer" (the reader's logits), less
-    `focus_prior` × log(1 + the focus rank of the passage it was read in), plus `agreement` × log(the
+    `focus_prior` × log(1 + the focus rank of its article's best passage), plus `agreement` × log(the
     number of passages that give it): the reader alone over-trusts a fluent distractor in a weakly
-    related passage, and several passages giving the same words are better evidence than one. Its
+    related article, and several passages giving the same words are better evidence than one. (The
+    article's rank, not the passage's: within a relevant article the answer often sits in a sentence
+    that names the subject only as "it" or "its founder", which the focus step ranks low.) Its
     score is sigmoid(`calibration_factor` × evidence), the reader's own scale, and the no-answer
     threshold applies to it. "Also possible" answers are short (≤ `also_possible_max_words`),
     distinct from the lead answer and within `also_possible_within` of its evidence, or not shown.
@@ -227,6 +229,11 @@ class AnswerAssembler:
     def run(self, question: str, answers: list[ExtractedAnswer], passages: list[Document],
             closest: list[Document], retrieved: list[Document]) -> dict:
         groups: dict[str, list[tuple[float, str, int, int, int]]] = defaultdict(list)
+        article_rank: dict[str, int] = {}  # the focus rank of each article's best passage
+        for passage in passages:
+            doc_id = passage.meta["doc_id"]
+            article_rank[doc_id] = min(article_rank.get(doc_id, passage.meta.get("focus_rank", 0)),
+                                       passage.meta.get("focus_rank", 0))
         for answer in answers:
             if not answer.data or not answer.data.strip() or answer.document is None:
                 continue
@@ -238,7 +245,7 @@ class AnswerAssembler:
                 continue
             start += len(text) - len(text.lstrip())
             meta = answer.document.meta
-            evidence = self._margin(answer) - self.focus_prior * math.log1p(meta.get("focus_rank", 0))
+            evidence = self._margin(answer) - self.focus_prior * math.log1p(article_rank.get(meta["doc_id"], 0))
             groups[normalize_answer(stripped)].append(
                 (evidence, meta["doc_id"], meta["article_start"] + start, meta["article_start"] + start + len(stripped),
                  meta["article_start"]))

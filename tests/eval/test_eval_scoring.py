@@ -36,6 +36,7 @@ def test_summary_metrics_on_known_outcomes():
     assert summary["recall@1"] == pytest.approx(1 / 3) and summary["recall@5"] == pytest.approx(2 / 3)
     assert summary["mrr"] == pytest.approx((1 + 1 / 2 + 0) / 3) and summary["k"] == 3
     assert summary["citation_precision"] == pytest.approx(2 / 4)
+    assert summary["snippet_holds_answer"] == 1.0  # "a" and "b" (answered, answerable) each show the answer
     assert summary["no_answer_precision"] == 0.5 and summary["no_answer_recall"] == 0.5
     assert summary["no_answer_accuracy"] == pytest.approx(3 / 5)
     assert summary["latency_p50_ms"] == 300.0 and summary["latency_p95_ms"] == pytest.approx(480.0)
