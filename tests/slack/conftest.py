@@ -9,8 +9,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from bot.slack.app import build_app, create_http_server, web_client
+from bot.slack.app import build_app, web_client
 from bot.slack.context import SlackContext
+from bot.slack.http import create_http_server, stop_http_server
 from bot.slack.standin import SlackSender, StandInSlackAPI
 from slack_support import BOT_TOKEN, BRIDGE_ARTICLE, MEMO_ARTICLE, SIGNING_SECRET, AskOnce, SocketModeStandIn
 
@@ -62,14 +63,12 @@ class HttpBot:
 @pytest.fixture
 def http_bot(slack_app, slack_api, byline):
     """The app served by waitress on a free localhost port, in a thread."""
-    server = create_http_server(slack_app, host="127.0.0.1", port=0)
+    server = create_http_server(slack_app, SIGNING_SECRET, host="127.0.0.1", port=0)
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{server.effective_port}/slack/events"
     yield HttpBot(SlackSender(url, SIGNING_SECRET), slack_api, byline, url)
-    server.trigger.pull_trigger(server.close)  # closed from its own loop's thread, which then ends
-    thread.join(timeout=5)
-    server.task_dispatcher.shutdown()
+    stop_http_server(server, thread)
 
 
 @pytest.fixture
