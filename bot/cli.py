@@ -235,12 +235,14 @@ def cmd_slack(args: argparse.Namespace) -> int:
 
     config = _config(args)
     port = args.port if args.port is not None else config["slack"]["port"]
-    if not run_slack(config, _pipeline(args), port=port, host=args.host):
-        # Answers still running would hold the exit up; what they had not posted stays in the journal.
-        sys.stderr.flush()
-        logging.shutdown()
-        os._exit(0)
-    return 0
+    run_slack(config, _pipeline(args), port=port, host=args.host)
+    # Stopped: every answer is posted, or left in the journal for the next start. Exit at once, without the
+    # interpreter's teardown (seconds of garbage collection over the loaded models) and without waiting for
+    # answers still running past slack.shutdown_timeout_s.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(0)
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:

@@ -69,13 +69,14 @@ class BotProcess:
                    if not name.startswith(("BYLINE_", "SLACK_"))}  # the config file written above is the config
         environ.update(SLACK_BOT_TOKEN="xoxb-bench", SLACK_SIGNING_SECRET=SIGNING_SECRET,
                        SLACK_API_URL=self.api.base_url, PYTHONUNBUFFERED="1")
+        logged_before = len(self.log())  # a restart appends to the same log
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "bot.cli", "--config", str(self.config_path), "slack", "--host", "127.0.0.1",
                  "--port", "0"], cwd=REPO_ROOT, env=environ, stdin=subprocess.DEVNULL, stdout=log,
                 stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
-        while not (found := re.findall(r"listening on (http://\S+/slack/events)", self.log())):
+        while not (found := re.findall(r"listening on (http://\S+/slack/events)", self.log()[logged_before:])):
             if self.process.poll() is not None or time.monotonic() > deadline:
                 self.kill()
                 raise BylineError(f"`byline slack` did not start; its log ends:\n{self.log()[-2000:]}")
@@ -116,6 +117,12 @@ class BotProcess:
             self.process.kill()
             self.process.wait(30)
 
+    def __enter__(self) -> BotProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.kill()
+
 
 def _copy_index(source_dir: Path, data_dir: Path) -> None:
     """The published index of `source_dir`, if any, as the child's own (its journal and feedback stay apart)."""
@@ -134,13 +141,16 @@ def _questions(config: dict) -> list[str]:
         return FALLBACK_QUESTIONS
 
 
-def replies_by_place(api: StandInSlackAPI) -> Counter:
-    """Successful replies, by ("thread", channel, thread_ts) or ("url", response_url name)."""
+def replies_by_place(api: StandInSlackAPI, text: str | None = None) -> Counter:
+    """Successful replies (only those saying `text`, if given), by ("thread", channel, thread_ts) or
+    ("url", response_url name)."""
     places = Counter()
     for call in api.calls():
+        if call.method not in REPLY_METHODS or (text is not None and call.params.get("text") != text):
+            continue
         if call.method == "response_url":
             places[("url", call.path.rsplit("/", 1)[-1])] += 1
-        elif call.method in REPLY_METHODS:
+        else:
             places[("thread", call.params.get("channel"), call.params.get("thread_ts"))] += 1
     return places
 
@@ -194,15 +204,14 @@ def bench_mentions(bot: BotProcess, api: StandInSlackAPI, questions: list[str], 
     places = {("thread", e["channel"], e["ts"]) for e in events}
     replies = wait_for_replies(api, places, timeout=60 + 10 * mentions)
     first_reply = {}
-    busy = 0
     for call in api.calls():
         channel = call.params.get("channel")
         if call.method in REPLY_METHODS and channel in sent_at and channel not in first_reply:
             first_reply[channel] = call.at
-            busy += call.params.get("text") == BUSY
+    busy = sum(n for place, n in replies_by_place(api, BUSY).items() if place in places)
     counts = Counter(replies[place] for place in places)
     return {"mentions": mentions, "concurrency": 1 if paced else concurrency or mentions, "paced": paced,
-            "acks": dict(statuses), "ack_ms": _ms(ack_ms),
+            "acks": {str(code): n for code, n in statuses.items()}, "ack_ms": _ms(ack_ms),
             "reply_ms": _ms([(at - sent_at[channel]) * 1000 for channel, at in first_reply.items()]),
             "replied_once": counts[1], "replied_twice_or_more": sum(n for k, n in counts.items() if k > 1),
             "unanswered": counts[0], "busy_replies": busy, "peak_rss_mb": bot.peak_rss_mb()}
@@ -218,7 +227,7 @@ def bench_fuzz(bot: BotProcess, api: StandInSlackAPI, count: int, seed: int) -> 
 
     set_hypothesis_home_dir(bot.work_dir / "hypothesis")  # its caches, out of the working directory
     slack = bot.sender()
-    statuses, due, in_ack = Counter(), Counter(), Counter()
+    statuses, due, in_ack, busy_in_ack = Counter(), Counter(), Counter(), Counter()
     kinds: dict[str, Counter] = {}
     replies_before, tracebacks_before = replies_by_place(api), bot.tracebacks()
 
@@ -236,6 +245,7 @@ def bench_fuzz(bot: BotProcess, api: StandInSlackAPI, count: int, seed: int) -> 
         due.update(case.due)
         if status == 200 and body and case.due and case.due[0][0] == "url":  # a reply in a slash command's ack
             in_ack[case.due[0]] += 1
+            busy_in_ack[case.due[0]] += body == BUSY
 
     started = time.monotonic()
     send()
@@ -247,6 +257,7 @@ def bench_fuzz(bot: BotProcess, api: StandInSlackAPI, count: int, seed: int) -> 
             "no_response": statuses[0], "tracebacks_logged": bot.tracebacks() - tracebacks_before,
             "alive": bot.alive, "still_answering": bot.alive and _still_answers(bot, api),
             "replies_due": sum(due.values()),
+            "busy_replies": sum(n for place, n in (replies_by_place(api, BUSY) + busy_in_ack).items() if place in due),
             "replies_missing": sum(1 for place in due if replies[place] < due[place]),
             "replies_not_due": sum(n for place, n in replies.items() if place not in due),
             "replies_repeated": sum(replies[place] - due[place] for place in due if replies[place] > due[place]),
@@ -281,7 +292,8 @@ def bench_stop(bot: BotProcess, api: StandInSlackAPI, questions: list[str], in_f
     exit_code = bot.wait(timeout=120)
     stopped_s = time.monotonic() - signalled
     replies = replies_by_place(api)
-    return {"in_flight": in_flight, "acks": dict(Counter(acks)), "posted_before_sigterm": posted_before,
+    return {"in_flight": in_flight, "acks": {str(code): n for code, n in Counter(acks).items()},
+            "posted_before_sigterm": posted_before,
             "alive_0_5_s_after_sigterm": waited_for_answers,
             "posted": sum(replies[("thread", e["channel"], e["ts"])] for e in events),
             "exit_code": exit_code, "seconds_to_exit": round(stopped_s, 1),
@@ -299,8 +311,7 @@ def run(config: dict, *, mentions: int, concurrency: int | None = None, paced: b
         emit(json.dumps(results[-1]))
 
     with StandInSlackAPI() as api, tempfile.TemporaryDirectory(prefix="byline-bench-slack-") as work_dir:
-        bot = BotProcess(config, api, work_dir, slack_settings)
-        try:
+        with BotProcess(config, api, work_dir, slack_settings) as bot:
             bot.start()
             warm_up(bot, api, questions[0])
             if mentions:
@@ -309,8 +320,6 @@ def run(config: dict, *, mentions: int, concurrency: int | None = None, paced: b
                 report("slack-fuzz", bench_fuzz(bot, api, fuzz, seed))
             workers = int({**(config.get("slack") or {}), **(slack_settings or {})}.get("workers") or 4)
             report("slack-stop", bench_stop(bot, api, questions, in_flight, workers))
-        finally:
-            bot.kill()
     return results
 
 

@@ -4,8 +4,10 @@ Slack does not redeliver an event it got an ack for, so a question is recorded *
 done once its reply (or refusal) is posted; at start-up whatever is still pending is answered. A question
 answered just before a kill, but not yet marked done, is answered twice: at least once, never silence.
 
-Stored with the standard library's sqlite3 in the data directory (write-ahead log: a committed record
-survives the process being killed).
+Stored with the standard library's sqlite3 in the data directory, in write-ahead-log mode with
+synchronous=NORMAL: a committed record survives the process being killed (the operating system has it), not
+a power cut; without an fsync per record, recording takes microseconds instead of ~8 ms on this disk, which
+every ack waits for.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class QuestionJournal:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=10)
                 db.execute("PRAGMA journal_mode=WAL")
+                db.execute("PRAGMA synchronous=NORMAL")
                 db.execute("CREATE TABLE IF NOT EXISTS questions (key TEXT PRIMARY KEY, body TEXT NOT NULL, "
                            "recorded REAL NOT NULL, done REAL, starts INTEGER NOT NULL DEFAULT 0)")
                 db.execute("CREATE INDEX IF NOT EXISTS questions_done ON questions (done)")

@@ -14,8 +14,10 @@ from jsonschema import Draft202012Validator
 MAX_DEPTH = 64  # Slack's own payloads nest about 10 deep (rich-text blocks)
 MAX_TEXT = 40_000  # Slack truncates a message's text at 40,000 characters
 
-_ID = {"type": "string", "minLength": 1, "maxLength": 255}
-SLACK_TS = r"^[0-9]{1,20}\.[0-9]{1,20}(?![\s\S])"  # (?![\s\S]), not $: $ would let a final newline through
+# (?![\s\S]) ends a pattern instead of $, which would let a final newline through
+SLACK_ID = r"^[A-Z0-9]{1,64}(?![\s\S])"  # U…, C…, D…, T…: also safe to log and to use as a key
+SLACK_TS = r"^[0-9]{1,20}\.[0-9]{1,20}(?![\s\S])"
+_ID = {"type": "string", "pattern": SLACK_ID}
 _TS = {"type": "string", "pattern": SLACK_TS}
 _TEXT = {"type": "string", "maxLength": MAX_TEXT}
 _URL = {"type": "string", "pattern": r"^https?://\S+$", "maxLength": 2048}
