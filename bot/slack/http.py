@@ -22,7 +22,7 @@ from slack_sdk.signature import SignatureVerifier
 from waitress import wasyncore
 from waitress.channel import HTTPChannel
 
-from bot.slack.payloads import payload_problem, request_kind
+from bot.slack.payloads import one_line, payload_problem, request_kind
 
 EVENTS_PATH = "/slack/events"
 logger = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ class CheckedRequestHandler(SlackRequestHandler):
         try:
             payload = _parse(body, headers)
         except (ValueError, RecursionError) as exc:  # JSON errors are ValueErrors
-            return _refuse(400, f"unreadable body ({type(exc).__name__}: {str(exc)[:80]})")
+            return _refuse(400, f"unreadable body ({type(exc).__name__}: {one_line(str(exc), 80)})")
         if problem := payload_problem(payload):
             return _refuse(400, problem)
         if request_kind(payload) == "app_rate_limited":
@@ -55,7 +55,7 @@ class CheckedRequestHandler(SlackRequestHandler):
         try:
             bolt_request = BoltRequest(body=body, query=request.query_string, headers=headers)
         except Exception as exc:  # BoltRequest only parses and reads ids: whatever it raises, the body is at fault
-            return _refuse(400, f"a body Bolt cannot read ({type(exc).__name__}: {str(exc)[:80]})")
+            return _refuse(400, f"a body Bolt cannot read ({type(exc).__name__}: {one_line(str(exc), 80)})")
         if bolt_request.body != payload:  # see _parse
             bolt_request.body = payload
             bolt_request.context = build_context(BoltContext({}), payload)

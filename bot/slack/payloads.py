@@ -103,7 +103,7 @@ def payload_problem(payload) -> str | None:
         return problem
     kind = request_kind(payload)
     if kind not in _VALIDATORS:
-        return f"not a kind of request Byline serves (type {_short(kind)})"
+        return f"not a kind of request Byline serves (type {one_line(kind)})"
     return _first_error(_VALIDATORS[kind], payload)
 
 
@@ -134,10 +134,10 @@ def _first_error(validator: Draft202012Validator, value) -> str | None:
         return None
     where = ".".join(str(p) for p in error.absolute_path) or "body"
     if error.validator == "required":
-        return f"{where}: {_short(error.message)}"  # "'event' is a required property"
+        return f"{where}: {one_line(error.message)}"  # "'event' is a required property"
     if error.validator == "type":
         return f"{where}: is {_json_type(error.instance)}, not {' or '.join(_listed(error.validator_value))}"
-    return f"{where}: fails {error.validator} {_short(error.validator_value)}"
+    return f"{where}: fails {error.validator} {one_line(error.validator_value)}"
 
 
 def _json_type(value) -> str:
@@ -149,7 +149,7 @@ def _listed(value) -> list[str]:
     return value if isinstance(value, list) else [value]
 
 
-def _short(value, limit: int = 160) -> str:
-    """One printable line: control and invisible characters escaped, cut at `limit`."""
+def one_line(value, limit: int = 160) -> str:
+    """`value` as one printable line for a log: control and invisible characters escaped, cut at `limit`."""
     text = ascii(value) if not isinstance(value, str) else ascii(value)[1:-1]
     return text if len(text) <= limit else text[:limit] + "…"
