@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 import pytest
@@ -66,6 +67,9 @@ def http_bot(slack_app, slack_api, byline):
     server = create_http_server(slack_app, SIGNING_SECRET, host="127.0.0.1", port=0)
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()
+    deadline = time.monotonic() + 10
+    while server.task_dispatcher.active_count and time.monotonic() < deadline:
+        time.sleep(0.01)  # its worker threads idle: under load, a request sent sooner logs "Task queue depth"
     url = f"http://127.0.0.1:{server.effective_port}/slack/events"
     yield HttpBot(SlackSender(url, SIGNING_SECRET), slack_api, byline, url)
     stop_http_server(server, thread)
