@@ -47,7 +47,8 @@ def from_a_person(event: dict) -> bool:
 
 
 def asks_the_bot(event: dict) -> bool:
-    """A person's mention of the bot, or their message in a DM with it: what ask_in_thread is called for."""
+    """A person's mention of the bot, or their message in a DM with it: what the journal keeps until its reply
+    (an answer through ask_in_thread, or an article added) marks it done."""
     kind, channel_type = event.get("type"), event.get("channel_type")
     return (kind == "app_mention" or (kind == "message" and channel_type == "im")) and from_a_person(event)
 
@@ -87,11 +88,10 @@ def ask_in_thread(byline: SlackContext, client: WebClient, logger: Logger, *, ch
                   text: str, ts: str, thread_ts: str, bot_user_id: str | None) -> None:
     """A mention or DM: :eyes: on the message now, the answer in its thread when the pool gets to it; past the
     pool's limit, a short "busy" note instead. Either way the question is then done in the journal."""
-    key = journal_key(channel, ts)
     question = plain_question(text, bot_user_id)
     if reason := refusal(byline, channel, user, question):
         _call(logger, client.chat_postEphemeral, channel=channel, user=user, thread_ts=thread_ts, text=reason)
-        _journal_done(byline, logger, key)
+        journal_done(byline, logger, channel, ts)
         return
     _call(logger, client.reactions_add, channel=channel, timestamp=ts, name=WORKING_REACTION)
     if not byline.pool.offer(_answer_in_thread, byline, client, logger, channel, question, ts, thread_ts):
@@ -99,7 +99,7 @@ def ask_in_thread(byline: SlackContext, client: WebClient, logger: Logger, *, ch
                        byline.pool.limit, channel)
         _call(logger, client.chat_postEphemeral, channel=channel, user=user, thread_ts=thread_ts, text=BUSY)
         _call(logger, client.reactions_remove, channel=channel, timestamp=ts, name=WORKING_REACTION)
-        _journal_done(byline, logger, key)
+        journal_done(byline, logger, channel, ts)
 
 
 def _answer_in_thread(byline, client, logger, channel, question, ts, thread_ts) -> None:
@@ -112,13 +112,16 @@ def _answer_in_thread(byline, client, logger, channel, question, ts, thread_ts) 
         _call(logger, client.chat_postMessage, channel=channel, thread_ts=thread_ts, text=APOLOGY)
     finally:
         _call(logger, client.reactions_remove, channel=channel, timestamp=ts, name=WORKING_REACTION)
-        _journal_done(byline, logger, journal_key(channel, ts))
+        journal_done(byline, logger, channel, ts)
 
 
-def _journal_done(byline: SlackContext, logger: Logger, key: str) -> None:
+def journal_done(byline: SlackContext, logger: Logger, channel: str, ts: str) -> None:
+    """The message in `channel` at `ts` has had its reply: the journal need not answer it after a restart.
+    Every path that takes a person's mention or DM (see asks_the_bot) ends here."""
+    key = journal_key(channel, ts)
     try:
         byline.journal.done(key)
-    except Exception as exc:  # the reply is out; at worst the question is answered again after a restart
+    except Exception as exc:  # the reply is out; at worst the message is handled again after a restart
         logger.warning("could not mark %s done in the question journal: %s", key, exc)
 
 

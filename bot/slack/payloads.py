@@ -23,11 +23,16 @@ _TEXT = {"type": "string", "maxLength": MAX_TEXT}
 _URL = {"type": "string", "pattern": r"^https?://\S+$", "maxLength": 2048}
 _ID_OR_OBJECT = {"type": ["string", "object", "null"], "properties": {"id": _ID}}
 
-_MESSAGE_EVENT = {  # app_mention and message events: what ask_in_thread reads
+_FILE = {"type": "object", "properties": {  # what adding an uploaded file reads (listeners/ingest)
+    "id": {"type": "string"}, "name": {"type": "string"}, "title": {"type": "string"},
+    "size": {"type": "integer", "minimum": 0}, "url_private": {"type": "string"},
+    "url_private_download": {"type": "string"}}}
+_MESSAGE_EVENT = {  # app_mention and message events: what ask_in_thread and adding articles read
     "required": ["channel", "ts"],
     "properties": {"user": _ID, "text": _TEXT, "channel": _ID, "ts": _TS, "thread_ts": _TS, "event_ts": _TS,
                    "blocks": {"type": "array"}, "bot_id": {"type": ["string", "null"]},
-                   "subtype": {"type": "string"}, "channel_type": {"type": "string"}},
+                   "subtype": {"type": "string"}, "channel_type": {"type": "string"},
+                   "files": {"type": "array", "maxItems": 100, "items": _FILE}},
 }
 
 _SCHEMAS = {

@@ -58,6 +58,8 @@ MALFORMED = {  # what a correctly signed request carries -> (status, what the lo
     "click without actions": (urlencode({"payload": json.dumps({**block_actions(
         {"action_id": "feedback_up", "value": "{}"}, response_url="http://127.0.0.1:9/r"), "actions": []})}).encode(),
         "application/x-www-form-urlencoded", 400, "actions: fails minItems 1"),
+    "files not a list": (json.dumps(mention_body(files="report.txt")).encode(), "application/json", 400,
+                         "event.files: is a string, not array"),
     "command without a channel": (urlencode({k: v for k, v in slash_command(
         BRIDGE_QUESTION, response_url="http://127.0.0.1:9/r").items() if k != "channel_id"}).encode(),
         "application/x-www-form-urlencoded", 400, "'channel_id' is a required property"),
@@ -143,6 +145,18 @@ def test_past_the_queue_limit_a_mention_gets_busy_not_silence(slack_api, slack_c
         release.set()
         stop_http_server(server, thread)
         byline.close()
+
+
+def test_every_way_a_mention_is_handled_marks_it_done_in_the_journal(http_bot):
+    mentions = [mention_event(BRIDGE_QUESTION, channel="CJ1"), mention_event("", channel="CJ2"),
+                mention_event("add <https://news.example/a>", channel="CJ3")]  # not on slack.ingest_allowlist
+    for mention in mentions:
+        assert http_bot.slack.event(mention)[0] == 200
+    http_bot.api.wait_for("chat.postEphemeral", 2)  # help, and "only for the people my admins have listed"
+    http_bot.api.wait_for("reactions.remove", timeout=60)  # after the answer
+    time.sleep(0.5)
+    assert http_bot.byline.journal.pending() == []
+    assert not http_bot.byline.journal.record(f"CJ3/{mentions[2]['ts']}", {})  # known, and done
 
 
 def test_work_pool_offers_up_to_its_limit_and_drains_with_a_timeout():
