@@ -9,7 +9,8 @@
                                           contexts, embedded once (kept in <data_dir>/bench-scale-N; an interrupted
                                           build resumes): store-write and ingest rates, p50/p95, RSS, adding one
                                           article to the full store (bench/scale.py)
-    byline bench slack [--mentions N --concurrency N]   ack and mention-to-reply against a local Slack stand-in
+    byline bench slack [--mentions N] [--fuzz N] [--in-flight K]   the real `byline slack` against a local Slack
+                                          stand-in: burst load, fuzzed signed requests, SIGTERM with answers in flight
     byline bench all
 """
 

@@ -117,7 +117,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """Slack when its tokens are set, otherwise the terminal chat."""
     if os.environ.get("SLACK_BOT_TOKEN") and (os.environ.get("SLACK_APP_TOKEN") or os.environ.get("SLACK_SIGNING_SECRET")):
-        args.port = None
+        args.port, args.host = None, "0.0.0.0"
         return cmd_slack(args)
     print("No Slack tokens (SLACK_BOT_TOKEN with SLACK_APP_TOKEN or SLACK_SIGNING_SECRET): starting the terminal chat.")
     return cmd_chat(args)
@@ -234,8 +234,15 @@ def cmd_slack(args: argparse.Namespace) -> int:
     from bot.slack.app import run_slack
 
     config = _config(args)
-    port = args.port or config["slack"]["port"]
-    return run_slack(config, _pipeline(args), port=port) or 0
+    port = args.port if args.port is not None else config["slack"]["port"]
+    run_slack(config, _pipeline(args), port=port, host=args.host)
+    # Stopped: every answer is posted, or left in the journal for the next start. Exit at once, without the
+    # interpreter's teardown (seconds of garbage collection over the loaded models) and without waiting for
+    # answers still running past slack.shutdown_timeout_s.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(0)
 
 
 def cmd_feedback(args: argparse.Namespace) -> int:
@@ -337,7 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.set_defaults(handler=cmd_eval, passes_options_on=True)
 
     slack = commands.add_parser("slack", help="run the Slack bot (Socket Mode if SLACK_APP_TOKEN is set)")
-    slack.add_argument("--port", type=int)
+    slack.add_argument("--port", type=int, help="HTTP mode port (default: config slack.port; 0 picks a free one)")
+    slack.add_argument("--host", default="0.0.0.0", help="HTTP mode address to listen on (default 0.0.0.0)")
     slack.set_defaults(handler=cmd_slack)
 
     feedback = commands.add_parser("feedback", help="feedback from Slack buttons")

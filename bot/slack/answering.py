@@ -14,6 +14,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.slack.blocks import escape, render_answer
 from bot.slack.context import SlackContext
+from bot.slack.payloads import button_value_problem
 from bot.slack.threads import SlackThread
 from retrieval.errors import BylineError
 
@@ -21,6 +22,7 @@ HELP = "Ask me a question about the news articles I've read: mention me with it,
 NOT_HERE = "I don't answer questions in this channel. You can ask me in a direct message."
 RATE_LIMITED = "You're asking faster than I can keep up. Please wait a minute and try again."
 APOLOGY = "Sorry, something went wrong while answering. Please try again in a moment."
+BUSY = "I'm answering a lot of questions right now. Please try again in a minute."
 CANNOT_POST = "I can't post in this channel. Invite me with `/invite` and try again."
 THANKS = "Thanks for the feedback!"
 FEEDBACK_FAILED = "Sorry, I couldn't record your feedback. Please try again later."
@@ -42,6 +44,18 @@ def from_a_person(event: dict) -> bool:
     """A person's new message: not a bot's (ours included), an edit, a deletion or a join."""
     return event.get("subtype") in (None, "file_share", "thread_broadcast") and not event.get("bot_id") \
         and bool(event.get("user"))
+
+
+def asks_the_bot(event: dict) -> bool:
+    """A person's mention of the bot, or their message in a DM with it: what the journal keeps until its reply
+    (an answer through ask_in_thread, or an article added) marks it done."""
+    kind, channel_type = event.get("type"), event.get("channel_type")
+    return (kind == "app_mention" or (kind == "message" and channel_type == "im")) and from_a_person(event)
+
+
+def journal_key(channel: str, ts: str) -> str:
+    """A question's key in the journal: the message that asks it."""
+    return f"{channel}/{ts}"
 
 
 def refusal(byline: SlackContext, channel: str, user: str, question: str) -> str | None:
@@ -72,13 +86,20 @@ def answer_message(byline: SlackContext, question: str, thread: SlackThread | No
 
 def ask_in_thread(byline: SlackContext, client: WebClient, logger: Logger, *, channel: str, user: str,
                   text: str, ts: str, thread_ts: str, bot_user_id: str | None) -> None:
-    """A mention or DM: :eyes: on the message now, the answer in its thread when the pool gets to it."""
+    """A mention or DM: :eyes: on the message now, the answer in its thread when the pool gets to it; past the
+    pool's limit, a short "busy" note instead. Either way the question is then done in the journal."""
     question = plain_question(text, bot_user_id)
     if reason := refusal(byline, channel, user, question):
         _call(logger, client.chat_postEphemeral, channel=channel, user=user, thread_ts=thread_ts, text=reason)
+        journal_done(byline, logger, channel, ts)
         return
     _call(logger, client.reactions_add, channel=channel, timestamp=ts, name=WORKING_REACTION)
-    byline.pool.submit(_answer_in_thread, byline, client, logger, channel, question, ts, thread_ts)
+    if not byline.pool.offer(_answer_in_thread, byline, client, logger, channel, question, ts, thread_ts):
+        logger.warning("busy: %d answers waiting or under way; told the asker in %s to try again",
+                       byline.pool.limit, channel)
+        _call(logger, client.chat_postEphemeral, channel=channel, user=user, thread_ts=thread_ts, text=BUSY)
+        _call(logger, client.reactions_remove, channel=channel, timestamp=ts, name=WORKING_REACTION)
+        journal_done(byline, logger, channel, ts)
 
 
 def _answer_in_thread(byline, client, logger, channel, question, ts, thread_ts) -> None:
@@ -91,6 +112,17 @@ def _answer_in_thread(byline, client, logger, channel, question, ts, thread_ts) 
         _call(logger, client.chat_postMessage, channel=channel, thread_ts=thread_ts, text=APOLOGY)
     finally:
         _call(logger, client.reactions_remove, channel=channel, timestamp=ts, name=WORKING_REACTION)
+        journal_done(byline, logger, channel, ts)
+
+
+def journal_done(byline: SlackContext, logger: Logger, channel: str, ts: str) -> None:
+    """The message in `channel` at `ts` has had its reply: the journal need not answer it after a restart.
+    Every path that takes a person's mention or DM (see asks_the_bot) ends here."""
+    key = journal_key(channel, ts)
+    try:
+        byline.journal.done(key)
+    except Exception as exc:  # the reply is out; at worst the message is handled again after a restart
+        logger.warning("could not mark %s done in the question journal: %s", key, exc)
 
 
 def answer_privately(byline: SlackContext, respond, logger: Logger, question: str) -> None:
@@ -105,8 +137,10 @@ def answer_privately(byline: SlackContext, respond, logger: Logger, question: st
 def share_answer(byline: SlackContext, client: WebClient, respond, logger: Logger, *, channel: str, user: str,
                  value: str) -> None:
     """Posts an ephemeral answer to the channel, naming who asked, and removes the ephemeral copy."""
+    if (data := _button_data(logger, value)) is None:
+        notify_privately(logger, respond, APOLOGY)
+        return
     try:
-        data = json.loads(value)
         ref = data.get("ref")
         if (result := byline.results.get(ref)) is None:  # forgotten (e.g. a restart): ask again
             result = byline.pipeline.ask(data["q"])
@@ -117,32 +151,52 @@ def share_answer(byline: SlackContext, client: WebClient, respond, logger: Logge
     except SlackApiError as exc:
         logger.warning("sharing in %s failed: %s", channel, exc.response.get("error"))
         cannot = exc.response.get("error") in ("not_in_channel", "channel_not_found", "is_archived")
-        _call(logger, respond, response_type="ephemeral", replace_original=False,
-              text=CANNOT_POST if cannot else APOLOGY)
+        notify_privately(logger, respond, CANNOT_POST if cannot else APOLOGY)
     except BylineError as exc:
-        _call(logger, respond, response_type="ephemeral", replace_original=False, text=escape(str(exc)))
+        notify_privately(logger, respond, escape(str(exc)))
     except Exception:
         logger.exception("sharing in %s failed", channel)
-        _call(logger, respond, response_type="ephemeral", replace_original=False, text=APOLOGY)
+        notify_privately(logger, respond, APOLOGY)
 
 
 def record_feedback(byline: SlackContext, respond, logger: Logger, *, vote: str, user: str, channel: str | None,
                     value: str) -> None:
+    if (data := _button_data(logger, value)) is None:
+        notify_privately(logger, respond, FEEDBACK_FAILED)
+        return
     try:
-        data = json.loads(value)
         result = byline.results.get(data.get("ref"))
         if result is not None:  # the full question and answer, where the button's copy may be clipped
             best = None if result.no_answer else result.best
             question, answer, citations = result.question, best and best.text, best.articles if best else []
         else:
-            question, answer, citations = data.get("q", ""), data.get("a"), data.get("d", [])
+            question, answer, citations = data["q"], data.get("a"), data.get("d", [])
         byline.feedback.record(vote=vote, user=user, question=question, answer=answer, citations=citations,
                                channel=channel)
     except Exception:
         logger.exception("recording feedback failed")
-        _call(logger, respond, response_type="ephemeral", replace_original=False, text=FEEDBACK_FAILED)
+        notify_privately(logger, respond, FEEDBACK_FAILED)
         return
-    _call(logger, respond, response_type="ephemeral", replace_original=False, text=THANKS)
+    notify_privately(logger, respond, THANKS)
+
+
+def _button_data(logger: Logger, value: str) -> dict | None:
+    """What Byline put in a button's value; None, with one log line, if the value is not that."""
+    try:
+        data = json.loads(value)
+    except ValueError:
+        problem = "not JSON"
+    else:
+        problem = button_value_problem(data)
+    if problem:
+        logger.warning("ignoring a button click: its value is not one Byline made (%s)", problem)
+        return None
+    return data
+
+
+def notify_privately(logger: Logger, respond, text: str) -> None:
+    """A note only the person who typed or clicked sees (through response_url); a failure is logged."""
+    _call(logger, respond, response_type="ephemeral", replace_original=False, text=text)
 
 
 def _checked(response):

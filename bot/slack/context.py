@@ -1,4 +1,5 @@
-"""What the Slack listeners share: the pipeline, settings, the answering pool and small thread-safe stores."""
+"""What the Slack listeners share: the pipeline, settings, the answering pool, the question journal and small
+thread-safe stores."""
 
 from __future__ import annotations
 
@@ -10,8 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from bot.feedback import FeedbackLog, PostgresFeedbackLog
+from bot.slack.journal import QuestionJournal
 from retrieval.answer import AnswerResult
 from retrieval.threads import THREADS_FILE, SqliteThreadRecords
+
+BOLT_LISTENER_THREADS = 5  # Bolt's own default
 
 
 class SeenEvents:
@@ -125,12 +129,62 @@ class RecentResults:
             return self._results.get(ref) if ref else None
 
 
+class WorkPool(ThreadPoolExecutor):
+    """Worker threads that count the work taken and not yet finished (waiting or running): `offer` refuses
+    work past `limit`, and `drain` waits for what was taken, up to a timeout."""
+
+    def __init__(self, workers: int, name: str, limit: int = 0):
+        super().__init__(max_workers=workers, thread_name_prefix=name)
+        self.limit = limit
+        self._unfinished = 0
+        self._changed = threading.Condition()
+
+    @property
+    def unfinished(self) -> int:
+        """Tasks taken and not finished: waiting or running."""
+        with self._changed:
+            return self._unfinished
+
+    def submit(self, fn, /, *args, **kwargs):
+        with self._changed:
+            self._unfinished += 1
+        return self._counted(fn, args, kwargs)
+
+    def offer(self, fn, /, *args, **kwargs) -> bool:
+        """Submits `fn` unless `limit` tasks are already waiting or running (limit 0: no limit); False if refused."""
+        with self._changed:
+            if self.limit and self._unfinished >= self.limit:
+                return False
+            self._unfinished += 1
+        self._counted(fn, args, kwargs)
+        return True
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """True once all work taken has finished; False if `timeout` seconds pass first."""
+        with self._changed:
+            return self._changed.wait_for(lambda: self._unfinished == 0, timeout)
+
+    def _counted(self, fn, args, kwargs):
+        try:
+            future = super().submit(fn, *args, **kwargs)
+        except BaseException:
+            self._finished()
+            raise
+        future.add_done_callback(self._finished)
+        return future
+
+    def _finished(self, _future=None) -> None:
+        with self._changed:
+            self._unfinished -= 1
+            self._changed.notify_all()
+
+
 class SlackContext:
     """Injected into every listener as the `byline` argument."""
 
     def __init__(self, pipeline, data_dir: str | Path, *, channel_allowlist=(), user_rate_limit_per_minute: int = 0,
                  max_citations: int = 3, workers: int = 4, conversation: dict | None = None, database=None,
-                 ingest_allowlist=()):
+                 ingest_allowlist=(), answer_queue_limit: int = 0):
         """With `database` (a retrieval.index.pg.Database), event claims, feedback and the rate limit are
         shared by every replica on it; without, they live in this process (feedback: the data dir's log)."""
         self.pipeline = pipeline
@@ -150,7 +204,9 @@ class SlackContext:
         conversation = conversation or {}
         self.threads = SqliteThreadRecords(Path(data_dir) / THREADS_FILE, max_turns=conversation.get("max_turns", 5),
                                            keep_days=conversation.get("keep_days", 30))
-        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="byline-answer")
+        self.pool = WorkPool(workers, "byline-answer", limit=answer_queue_limit)  # answers, in arrival order
+        self.listener_pool = WorkPool(BOLT_LISTENER_THREADS, "byline-listener")  # App(listener_executor=…)
+        self.journal = QuestionJournal(data_dir)
 
     @classmethod
     def from_config(cls, config: dict, pipeline) -> SlackContext:
@@ -163,11 +219,21 @@ class SlackContext:
                    user_rate_limit_per_minute=int(slack.get("user_rate_limit_per_minute") or 0),
                    max_citations=int(slack.get("max_citations") or 3),
                    workers=int(slack.get("workers") or 4), conversation=config.get("conversation"),
-                   ingest_allowlist=slack.get("ingest_allowlist") or ())
+                   ingest_allowlist=slack.get("ingest_allowlist") or (),
+                   answer_queue_limit=int(slack.get("answer_queue_limit") or 0))
 
     def allows_channel(self, channel: str) -> bool:
         # DMs (D…) are always allowed: the allowlist is about which shared channels the bot speaks in.
         return not self.channel_allowlist or channel in self.channel_allowlist or channel.startswith("D")
 
-    def close(self) -> None:
-        self.pool.shutdown(wait=True)
+    def close(self, timeout: float | None = None) -> bool:
+        """Lets the listeners and answers under way finish, up to `timeout` seconds in all; True if they all
+        did. What is cut short stays in the journal, to be answered at the next start."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        finished = self.listener_pool.drain(timeout) and \
+            self.pool.drain(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        for pool in (self.listener_pool, self.pool):
+            pool.shutdown(wait=finished, cancel_futures=not finished)
+        if finished:
+            self.journal.close()
+        return finished

@@ -1,25 +1,25 @@
 """A local stand-in for Slack, for tests and `byline bench slack`; nothing here contacts Slack.
 
 - `StandInSlackAPI`: the Web API (and response_url endpoints) on 127.0.0.1, recording every call,
-  able to answer a call with a 429 or an error; it also serves uploaded files (`add_file`) at their
-  `url_private_download`, to a request with a bot token only, as Slack does (others get a sign-in page).
+  able to answer a call with a 429 or an error, or to hold calls of a method until released; it also
+  serves uploaded files (`add_file`) at their `url_private_download`, to a request with a bot token
+  only, as Slack does (others get a sign-in page).
 - `SlackSender`: posts correctly signed requests of Slack's real payload shapes to the bot's HTTP endpoint.
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+import http.client
 import itertools
 import json
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qsl, urlencode
-
-from slack_sdk.signature import SignatureVerifier
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 TEAM_ID = "T0BYLINE"
 APP_ID = "A0BYLINE"
@@ -34,6 +34,7 @@ class Call:
     status: int  # the HTTP status the stand-in answered
     error: str | None = None  # the `{"ok": false}` error it answered, if any
     token: str | None = None  # from the Authorization header
+    path: str = ""  # the URL path called (a response_url's ends in its name)
     at: float = field(default_factory=time.monotonic)
 
     @property
@@ -53,6 +54,8 @@ class StandInSlackAPI:
         self.socket_url = socket_url  # what apps.connections.open hands out
         self._calls: list[Call] = []
         self._failures: dict[str, list[tuple[str, int]]] = {}  # method -> planned (error, HTTP status)
+        self._holds: dict[str, threading.Event] = {}  # method -> set when its held calls may go on
+        self._held: dict[str, int] = {}  # method -> calls waiting on their hold now
         self._changed = threading.Condition()
         self._ts = itertools.count(1)
         self._files: dict[str, tuple[dict, bytes]] = {}  # file id -> (Slack's file object, content)
@@ -96,6 +99,34 @@ class StandInSlackAPI:
         self._files[file_id] = (file, content)
         return file
 
+    def hold(self, method: str) -> None:
+        """Calls of `method` from now on wait, unanswered and unrecorded, until `release(method)`."""
+        with self._changed:
+            self._holds[method] = threading.Event()
+
+    def release(self, method: str) -> None:
+        with self._changed:
+            if gate := self._holds.pop(method, None):
+                gate.set()
+
+    def wait_held(self, method: str, count: int = 1, timeout: float = 30.0) -> None:
+        """Returns once at least `count` calls of `method` are waiting on a hold; AssertionError after `timeout`."""
+        with self._changed:
+            if not self._changed.wait_for(lambda: self._held.get(method, 0) >= count, timeout):
+                raise AssertionError(f"{self._held.get(method, 0)} {method} calls held after {timeout}s, "
+                                     f"expected {count}")
+
+    def _wait_if_held(self, method: str) -> None:
+        with self._changed:
+            gate = self._holds.get(method)
+            if gate is None:
+                return
+            self._held[method] = self._held.get(method, 0) + 1
+            self._changed.notify_all()
+        gate.wait()
+        with self._changed:
+            self._held[method] -= 1
+
     def calls(self, method: str | None = None, *, ok_only: bool = True) -> list[Call]:
         with self._changed:
             return [c for c in self._calls if (method is None or c.method == method) and (c.ok or not ok_only)]
@@ -110,11 +141,11 @@ class StandInSlackAPI:
                 self._changed.wait(remaining)
             return found
 
-    def _record(self, method: str, params: dict, token: str | None) -> tuple[int, dict, dict]:
+    def _record(self, method: str, params: dict, token: str | None, path: str) -> tuple[int, dict, dict]:
         with self._changed:
             planned = self._failures.get(method)
             error, status = planned.pop(0) if planned else (None, 200)
-            self._calls.append(Call(method, params, status, error, token))
+            self._calls.append(Call(method, params, status, error, token, path))
             self._changed.notify_all()
         if error:
             return status, {"ok": False, "error": error}, {"Retry-After": "1"} if status == 429 else {}
@@ -169,15 +200,19 @@ class StandInSlackAPI:
                     self.send_error(404)
                     return
                 token = self.headers.get("Authorization", "").removeprefix("Bearer ") or params.get("token")
-                status, body, headers = standin._record(method, params, token)
+                standin._wait_if_held(method)
+                status, body, headers = standin._record(method, params, token, self.path)
                 payload = ("ok" if method == "response_url" and status == 200 else json.dumps(body)).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
                 for name, value in headers.items():
                     self.send_header(name, value)
                 self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                try:
+                    self.end_headers()
+                    self.wfile.write(payload)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the caller is gone (a test killed the bot while this call was held)
 
             def do_GET(self):
                 if not self.path.startswith("/files-pri/"):
@@ -252,21 +287,36 @@ class SlackSender:
 
     def __init__(self, url: str, signing_secret: str):
         self.url = url
-        self.verifier = SignatureVerifier(signing_secret)
+        self.signing_secret = signing_secret
 
-    def post(self, body: str, content_type: str, *, timestamp: int | None = None, signature: str | None = None,
-             headers: dict | None = None) -> tuple[int, str]:
+    def post(self, body: str | bytes, content_type: str | None, *, timestamp: int | str | None = None,
+             signature: str | None = None, headers: dict | None = None) -> tuple[int, str]:
+        """`body` as it is sent (a str is sent as UTF-8), signed over its bytes unless `signature` is given;
+        `content_type` None sends no Content-Type."""
+        raw = body.encode("utf-8") if isinstance(body, str) else body
         timestamp = str(int(time.time()) if timestamp is None else timestamp)
-        request = urllib.request.Request(self.url, data=body.encode("utf-8"), method="POST", headers={
-            "Content-Type": content_type,
-            "X-Slack-Request-Timestamp": timestamp,
-            "X-Slack-Signature": signature or self.verifier.generate_signature(timestamp=timestamp, body=body),
-            **(headers or {})})
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, response.read().decode("utf-8")
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode("utf-8")
+        headers = {"X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": signature or self.sign(timestamp, raw),
+                   **({"Content-Type": content_type} if content_type is not None else {}), **(headers or {})}
+        url = urlsplit(self.url)
+        connection = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+        try:  # http.client, unlike urllib, adds no Content-Type of its own
+            connection.putrequest("POST", url.path, skip_accept_encoding=True)
+            for name, value in {**headers, "Content-Length": str(len(raw))}.items():
+                connection.putheader(name, value)
+            connection.endheaders()
+            try:
+                connection.send(raw)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server answered (413) and hung up before taking the whole body: read what it said
+            response = connection.getresponse()
+            return response.status, response.read().decode("utf-8", "replace")
+        finally:
+            connection.close()
+
+    def sign(self, timestamp: str, raw: bytes) -> str:
+        """Slack's v0 signature, over the body's bytes (which need not be UTF-8)."""
+        message = b"v0:" + timestamp.encode() + b":" + raw
+        return "v0=" + hmac.new(self.signing_secret.encode(), message, hashlib.sha256).hexdigest()
 
     def event(self, event: dict, *, event_id: str | None = None, retry_num: int | None = None, **kwargs):
         return self.event_body(event_callback(event, event_id), retry_num=retry_num, **kwargs)

@@ -5,12 +5,14 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 import pytest
 
-from bot.slack.app import build_app, create_http_server, web_client
+from bot.slack.app import build_app, web_client
 from bot.slack.context import SlackContext
+from bot.slack.http import create_http_server, stop_http_server
 from bot.slack.standin import SlackSender, StandInSlackAPI
 from slack_support import BOT_TOKEN, BRIDGE_ARTICLE, MEMO_ARTICLE, SIGNING_SECRET, AskOnce, SocketModeStandIn
 
@@ -62,14 +64,15 @@ class HttpBot:
 @pytest.fixture
 def http_bot(slack_app, slack_api, byline):
     """The app served by waitress on a free localhost port, in a thread."""
-    server = create_http_server(slack_app, host="127.0.0.1", port=0)
+    server = create_http_server(slack_app, SIGNING_SECRET, host="127.0.0.1", port=0)
     thread = threading.Thread(target=server.run, name="waitress", daemon=True)
     thread.start()
+    deadline = time.monotonic() + 10
+    while server.task_dispatcher.active_count and time.monotonic() < deadline:
+        time.sleep(0.01)  # its worker threads idle: under load, a request sent sooner logs "Task queue depth"
     url = f"http://127.0.0.1:{server.effective_port}/slack/events"
     yield HttpBot(SlackSender(url, SIGNING_SECRET), slack_api, byline, url)
-    server.trigger.pull_trigger(server.close)  # closed from its own loop's thread, which then ends
-    thread.join(timeout=5)
-    server.task_dispatcher.shutdown()
+    stop_http_server(server, thread)
 
 
 @pytest.fixture

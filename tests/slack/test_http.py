@@ -82,7 +82,7 @@ def test_bad_or_stale_signature_gets_401_and_no_reply(http_bot, tamper):
     elif tamper == "stale":  # correctly signed, but 10 minutes old
         status, _ = http_bot.slack.post(body, "application/json", timestamp=int(time.time()) - 600)
     else:
-        signature = http_bot.slack.verifier.generate_signature(timestamp=str(int(time.time())), body=body)
+        signature = http_bot.slack.sign(str(int(time.time())), body.encode())
         status, _ = http_bot.slack.post(body.replace("budget", "BUDGET"), "application/json", signature=signature)
     assert status == 401
     settle(0.3)

@@ -2,7 +2,7 @@ from logging import Logger
 
 from slack_bolt import Ack, Respond
 
-from bot.slack.answering import answer_privately, plain_question, refusal
+from bot.slack.answering import BUSY, answer_privately, plain_question, refusal
 from bot.slack.context import SlackContext
 
 
@@ -12,5 +12,7 @@ def byline_command_callback(ack: Ack, command: dict, respond: Respond, logger: L
     if reason := refusal(byline, command["channel_id"], command["user_id"], question):
         ack(text=reason)  # an ack's text is shown to the asker only
         return
-    ack()
-    byline.pool.submit(answer_privately, byline, respond, logger, question)
+    if byline.pool.offer(answer_privately, byline, respond, logger, question):
+        ack()
+    else:
+        ack(text=BUSY)

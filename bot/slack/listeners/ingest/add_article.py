@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from slack_bolt import BoltContext
 from slack_sdk import WebClient
 
-from bot.slack.answering import APOLOGY, WORKING_REACTION, _call, from_a_person
+from bot.slack.answering import APOLOGY, WORKING_REACTION, _call, from_a_person, journal_done
 from bot.slack.blocks import escape
 from bot.slack.context import SlackContext
 from retrieval.errors import BylineError
@@ -56,10 +56,12 @@ def add_article_callback(event: dict, context: BoltContext, client: WebClient, l
     thread_ts = event.get("thread_ts") or ts
     if user not in byline.ingest_allowlist:
         _call(logger, client.chat_postEphemeral, channel=channel, user=user, thread_ts=thread_ts, text=NOT_ALLOWED)
+        journal_done(byline, logger, channel, ts)
         return
     match = _ADD.match(_text_without_mention(event, context.bot_user_id))
     if not event.get("files") and not match:
         _call(logger, client.chat_postMessage, channel=channel, thread_ts=thread_ts, text=USAGE)
+        journal_done(byline, logger, channel, ts)
         return
     _call(logger, client.reactions_add, channel=channel, timestamp=ts, name=WORKING_REACTION)
     byline.pool.submit(_add_in_thread, byline, client, logger, channel, ts, thread_ts,
@@ -80,6 +82,7 @@ def _add_in_thread(byline: SlackContext, client: WebClient, logger: Logger, chan
         _call(logger, client.chat_postMessage, channel=channel, thread_ts=thread_ts, text=APOLOGY)
     finally:
         _call(logger, client.reactions_remove, channel=channel, timestamp=ts, name=WORKING_REACTION)
+        journal_done(byline, logger, channel, ts)
 
 
 def _ingest(byline: SlackContext, client: WebClient, link: str | None, files: list[dict]):
