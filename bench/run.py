@@ -3,7 +3,8 @@
     byline bench latency [--rounds N]     load + first answer, then p50/p95 over the gold questions, RSS
     byline bench ingest [--sample N]      chunks/s ingesting N train contexts, beside the bare encoder's
                                           tokens/s on the same sentences (same run) and their ratio
-    byline bench reader                   one question over 10 passages of ~200 words, median ms
+    byline bench reader                   one question over 10 passages of ~200 words: median ms of the reader
+                                          step beside the bare model forward over the same padded batches
     byline bench scale [--chunks N] [--backend postgres|local|both] [--build-only|--measure-only] [--url URL]
                                           both backends over the same ~N chunks built from ../shared/qa-data/train
                                           contexts, embedded once (kept in <data_dir>/bench-scale-N; an interrupted
@@ -165,20 +166,38 @@ def bench_ingest(config: dict, sample: int) -> dict:
 
 
 def bench_reader(config: dict, rounds: int = 10) -> dict:
+    """The reader step on one question over 10 passages of 200 words, beside the bare model forward
+    over exactly the padded batches it builds (tokenising, span search and answer objects are the rest)."""
+    import torch
     from haystack import Document
 
     from retrieval.reader.extractive import load_configured_reader
+    from retrieval.reader.spans import window_batches
 
     reader = load_configured_reader(config["reader"])
     passages = [a["text"] for a in train_context_articles(400) if 170 <= len(a["text"].split()) <= 230][:10]
     documents = [Document(content=" ".join(p.split()[:200])) for p in passages]
+    question = "Who was responsible for the decision?"
     reader.run(query="What is this about?", documents=documents)
-    timings = []
-    for _ in range(rounds):
+    _, batches = window_batches(reader.model, reader.tokenizer, [question] * len(documents),
+                                [d.content for d in documents], max_length=reader.max_seq_length, stride=reader.stride)
+    reader_ms, bare_ms = [], []
+    for _ in range(rounds):  # alternated, so that a change in the machine's load hits both alike
         t = time.perf_counter()
-        reader.run(query="Who was responsible for the decision?", documents=documents)
-        timings.append((time.perf_counter() - t) * 1000)
-    return {"passages": len(documents), "words_each": 200, "median_ms": round(statistics.median(timings), 1)}
+        reader.run(query=question, documents=documents)
+        reader_ms.append((time.perf_counter() - t) * 1000)
+        t = time.perf_counter()
+        with torch.inference_mode():
+            for batch in batches:
+                reader.model(**batch.inputs)
+        bare_ms.append((time.perf_counter() - t) * 1000)
+    tokens = sum(int(b.inputs["attention_mask"].sum()) for b in batches)
+    reader_median, bare_median = statistics.median(reader_ms), statistics.median(bare_ms)
+    return {"passages": len(documents), "words_each": 200, "tokens": tokens,
+            "windows": sum(len(b.windows) for b in batches), "median_ms": round(reader_median, 1),
+            "bare_forward_median_ms": round(bare_median, 1),
+            "bare_tokens_per_s": round(tokens / bare_median * 1000),
+            "reader_over_bare": round(reader_median / bare_median, 3)}
 
 
 def main(argv: list[str], config_factory) -> int:

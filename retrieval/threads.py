@@ -3,7 +3,8 @@
 The interface is two calls on a thread key (a Slack thread is "slack:CHANNEL:THREAD_TS"):
 `get(key)` -> the last turns, oldest first, and `append(key, turn)`. `SqliteThreadRecords` keeps them
 in `<data_dir>/threads.sqlite3` (stdlib sqlite3), next to the index, so that bot processes sharing a
-data directory share them; a shared database backend implements the same two calls.
+data directory share them; `PostgresThreadRecords` keeps them in the Postgres store's database, so
+that every replica on it shares them.
 """
 
 from __future__ import annotations
@@ -69,3 +70,44 @@ class SqliteThreadRecords:
                            "HAVING MAX(at) < ?)", (now - self.keep_seconds,))
         except (sqlite3.Error, OSError) as exc:
             raise ThreadRecordError(f"cannot write the record of thread {key} in {self.path}: {exc}") from exc
+
+
+class PostgresThreadRecords:
+    """`SqliteThreadRecords` in PostgreSQL (table byline_thread_turns), through a retrieval.index.pg.Database."""
+
+    def __init__(self, database, max_turns: int = 5, keep_days: float = 30) -> None:
+        self.database = database
+        self.max_turns = max_turns
+        self.keep_days = keep_days
+
+    def get(self, key: str) -> list[Turn]:
+        def read(connection) -> list:
+            return connection.execute(
+                "SELECT turn FROM byline_thread_turns WHERE thread = %s AND at >= now() - %s * interval '1 day' "
+                "ORDER BY id DESC LIMIT %s", (key, self.keep_days, self.max_turns)).fetchall()
+
+        try:
+            return [Turn.from_dict(turn) for (turn,) in reversed(self.database.call(read))]
+        except (BylineError, ValueError, KeyError, TypeError) as exc:
+            raise ThreadRecordError(f"cannot read the record of thread {key} in PostgreSQL at "
+                                    f"{self.database.where}: {exc}") from exc
+
+    def append(self, key: str, turn: Turn) -> None:
+        from psycopg.types.json import Jsonb
+
+        def write(connection) -> None:
+            with connection.transaction():
+                connection.execute("INSERT INTO byline_thread_turns (thread, turn) VALUES (%s, %s)",
+                                   (key, Jsonb(turn.to_dict())))
+                connection.execute("DELETE FROM byline_thread_turns WHERE thread = %s AND id NOT IN (SELECT id FROM "
+                                   "byline_thread_turns WHERE thread = %s ORDER BY id DESC LIMIT %s)",
+                                   (key, key, self.max_turns))
+                connection.execute("DELETE FROM byline_thread_turns WHERE thread IN (SELECT thread FROM "
+                                   "byline_thread_turns GROUP BY thread HAVING max(at) < now() - %s * interval '1 day')",
+                                   (self.keep_days,))
+
+        try:
+            self.database.call(write)
+        except BylineError as exc:
+            raise ThreadRecordError(f"cannot write the record of thread {key} in PostgreSQL at "
+                                    f"{self.database.where}: {exc}") from exc

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+from contextlib import contextmanager
 from logging import Logger
 
 from slack_sdk import WebClient
@@ -102,17 +103,25 @@ def ask_in_thread(byline: SlackContext, client: WebClient, logger: Logger, *, ch
         journal_done(byline, logger, channel, ts)
 
 
-def _answer_in_thread(byline, client, logger, channel, question, ts, thread_ts) -> None:
+@contextmanager
+def replying_in_thread(byline, client, logger, channel: str, ts: str, thread_ts: str, doing: str):
+    """Around the slow work for message `ts`: an apology in its thread if the work fails, and in any case the
+    working reaction removed and the message marked done in the journal."""
     try:
-        thread = SlackThread(byline.threads, logger, channel=channel, ts=ts, thread_ts=thread_ts)
-        client.chat_postMessage(channel=channel, thread_ts=thread_ts, unfurl_links=False, unfurl_media=False,
-                                **answer_message(byline, question, thread))
+        yield
     except Exception:
-        logger.exception("answering message %s in %s failed", ts, channel)
+        logger.exception("%s message %s in %s failed", doing, ts, channel)
         _call(logger, client.chat_postMessage, channel=channel, thread_ts=thread_ts, text=APOLOGY)
     finally:
         _call(logger, client.reactions_remove, channel=channel, timestamp=ts, name=WORKING_REACTION)
         journal_done(byline, logger, channel, ts)
+
+
+def _answer_in_thread(byline, client, logger, channel, question, ts, thread_ts) -> None:
+    with replying_in_thread(byline, client, logger, channel, ts, thread_ts, "answering"):
+        thread = SlackThread(byline.threads, logger, channel=channel, ts=ts, thread_ts=thread_ts)
+        client.chat_postMessage(channel=channel, thread_ts=thread_ts, unfurl_links=False, unfurl_media=False,
+                                **answer_message(byline, question, thread))
 
 
 def journal_done(byline: SlackContext, logger: Logger, channel: str, ts: str) -> None:

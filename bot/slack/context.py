@@ -13,7 +13,7 @@ from pathlib import Path
 from bot.feedback import FeedbackLog, PostgresFeedbackLog
 from bot.slack.journal import QuestionJournal
 from retrieval.answer import AnswerResult
-from retrieval.threads import THREADS_FILE, SqliteThreadRecords
+from retrieval.threads import THREADS_FILE, PostgresThreadRecords, SqliteThreadRecords
 
 BOLT_LISTENER_THREADS = 5  # Bolt's own default
 
@@ -185,8 +185,8 @@ class SlackContext:
     def __init__(self, pipeline, data_dir: str | Path, *, channel_allowlist=(), user_rate_limit_per_minute: int = 0,
                  max_citations: int = 3, workers: int = 4, conversation: dict | None = None, database=None,
                  ingest_allowlist=(), answer_queue_limit: int = 0):
-        """With `database` (a retrieval.index.pg.Database), event claims, feedback and the rate limit are
-        shared by every replica on it; without, they live in this process (feedback: the data dir's log)."""
+        """With `database` (a retrieval.index.pg.Database), event claims, feedback, the rate limit and thread
+        records are shared by every replica on it; without, they live in this process (feedback: the data dir's log)."""
         self.pipeline = pipeline
         self.channel_allowlist = frozenset(channel_allowlist or ())
         self.ingest_allowlist = frozenset(ingest_allowlist or ())  # who may add articles; empty = nobody
@@ -202,8 +202,9 @@ class SlackContext:
             self.rate_limiter = PostgresRateLimiter(user_rate_limit_per_minute, database)
         self.results = RecentResults()
         conversation = conversation or {}
-        self.threads = SqliteThreadRecords(Path(data_dir) / THREADS_FILE, max_turns=conversation.get("max_turns", 5),
-                                           keep_days=conversation.get("keep_days", 30))
+        turns = {"max_turns": conversation.get("max_turns", 5), "keep_days": conversation.get("keep_days", 30)}
+        self.threads = (SqliteThreadRecords(Path(data_dir) / THREADS_FILE, **turns) if database is None
+                        else PostgresThreadRecords(database, **turns))
         self.pool = WorkPool(workers, "byline-answer", limit=answer_queue_limit)  # answers, in arrival order
         self.listener_pool = WorkPool(BOLT_LISTENER_THREADS, "byline-listener")  # App(listener_executor=…)
         self.journal = QuestionJournal(data_dir)

@@ -45,6 +45,11 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
         """CREATE TABLE byline_questions (user_id text NOT NULL, asked_at timestamptz NOT NULL DEFAULT now())""",
         "CREATE INDEX byline_questions_user ON byline_questions (user_id, asked_at)",
     ]),
+    (3, [  # thread records (retrieval.threads), so that a follow-up reaching another replica has its context
+        """CREATE TABLE byline_thread_turns (id bigserial PRIMARY KEY, thread text NOT NULL,
+               at timestamptz NOT NULL DEFAULT now(), turn jsonb NOT NULL)""",
+        "CREATE INDEX byline_thread_turns_by_thread ON byline_thread_turns (thread, id)",
+    ]),
 ]
 SCHEMA_VERSION = MIGRATIONS[-1][0]
 

@@ -26,6 +26,56 @@ class Span:
     window: int = 0  # which window of its pair (long passages overflow into several)
 
 
+@dataclass
+class WindowBatch:
+    windows: list[int]  # window indices into the encoding, in this batch's rows
+    inputs: dict  # the model's keyword arguments: padded input ids, attention mask (and segment ids)
+    context: object  # bool tensor (rows, width): which tokens belong to the passage
+
+
+def window_batches(model, tokenizer, questions: list[str], passages: list[str], *, max_length: int = 384,
+                   stride: int = 128, batch_tokens: int = 8192):
+    """Tokenise every pair once and cut its windows, sorted by length, into padded batches.
+
+    Returns the tokenizer's encoding (offsets, window → pair) and the batches, each holding as many
+    windows as fit `batch_tokens` at its longest. `byline bench reader` times the bare forward over
+    exactly these batches.
+    """
+    import torch
+
+    encoded = tokenizer(questions, passages, truncation="only_second", max_length=max_length, stride=stride,
+                        return_overflowing_tokens=True, return_offsets_mapping=True)
+    windows = len(encoded["input_ids"])
+    uses_segments = "token_type_ids" in encoded and getattr(model.config, "type_vocab_size", 1) >= 2
+    order = sorted(range(windows), key=lambda w: len(encoded["input_ids"][w]))
+    pad = tokenizer.pad_token_id or 0
+    batches = []
+    begin = 0
+    while begin < windows:
+        end = begin + 1
+        while end < windows and len(encoded["input_ids"][order[end]]) * (end - begin + 1) <= batch_tokens:
+            end += 1
+        batch = order[begin:end]
+        begin = end
+        width = len(encoded["input_ids"][batch[-1]])
+        input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        segments = torch.zeros((len(batch), width), dtype=torch.long)
+        context = torch.zeros((len(batch), width), dtype=torch.bool)
+        for row, w in enumerate(batch):
+            ids = encoded["input_ids"][w]
+            input_ids[row, :len(ids)] = torch.tensor(ids)
+            attention[row, :len(ids)] = 1
+            context[row, :len(ids)] = torch.tensor([s == 1 for s in encoded.sequence_ids(w)])
+            if uses_segments:
+                segments[row, :len(ids)] = torch.tensor(encoded["token_type_ids"][w])
+        inputs = {"input_ids": input_ids, "attention_mask": attention}
+        if uses_segments:
+            inputs["token_type_ids"] = segments
+        batches.append(WindowBatch(batch, inputs, context))
+    return encoded, batches
+
+
 def find_spans(model, tokenizer, questions: list[str], passages: list[str], *, max_length: int = 384,
                stride: int = 128, max_answer_tokens: int = 48, per_window: int = 20,
                batch_tokens: int = 8192) -> list[list[Span]]:
@@ -34,50 +84,24 @@ def find_spans(model, tokenizer, questions: list[str], passages: list[str], *, m
 
     if not questions:
         return []
-    encoded = tokenizer(questions, passages, truncation="only_second", max_length=max_length, stride=stride,
-                        return_overflowing_tokens=True, return_offsets_mapping=True)
-    windows = len(encoded["input_ids"])
+    encoded, batches = window_batches(model, tokenizer, questions, passages, max_length=max_length,
+                                      stride=stride, batch_tokens=batch_tokens)
     pair_of = encoded["overflow_to_sample_mapping"]
-    uses_segments = "token_type_ids" in encoded and getattr(model.config, "type_vocab_size", 1) >= 2
-    order = sorted(range(windows), key=lambda w: len(encoded["input_ids"][w]))
     results: list[list[Span]] = [[] for _ in questions]
-    pad = tokenizer.pad_token_id or 0
-    begin = 0
     with torch.inference_mode():
-        while begin < windows:
-            # windows sorted by length: a batch holds as many as fit `batch_tokens` at its longest
-            end = begin + 1
-            while end < windows and len(encoded["input_ids"][order[end]]) * (end - begin + 1) <= batch_tokens:
-                end += 1
-            batch = order[begin:end]
-            begin = end
-            width = len(encoded["input_ids"][batch[-1]])
-            input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            attention = torch.zeros((len(batch), width), dtype=torch.long)
-            segments = torch.zeros((len(batch), width), dtype=torch.long)
-            context = torch.zeros((len(batch), width), dtype=torch.bool)
-            for row, w in enumerate(batch):
-                ids = encoded["input_ids"][w]
-                input_ids[row, :len(ids)] = torch.tensor(ids)
-                attention[row, :len(ids)] = 1
-                sequence_ids = encoded.sequence_ids(w)
-                context[row, :len(ids)] = torch.tensor([s == 1 for s in sequence_ids])
-                if uses_segments:
-                    segments[row, :len(ids)] = torch.tensor(encoded["token_type_ids"][w])
-            inputs = {"input_ids": input_ids, "attention_mask": attention}
-            if uses_segments:
-                inputs["token_type_ids"] = segments
-            output = model(**inputs)
+        for batch in batches:
+            output = model(**batch.inputs)
+            width = batch.context.shape[1]
             start, end_logits = output.start_logits.float(), output.end_logits.float()
             null = start[:, 0] + end_logits[:, 0]
             scores = start[:, :, None] + end_logits[:, None, :] - null[:, None, None]
             band = torch.ones((width, width), dtype=torch.bool).triu()
             band &= ~torch.ones((width, width), dtype=torch.bool).triu(diagonal=max_answer_tokens)
-            allowed = band[None] & context[:, :, None] & context[:, None, :]
+            allowed = band[None] & batch.context[:, :, None] & batch.context[:, None, :]
             scores = scores.masked_fill(~allowed, float("-inf")).flatten(1)
             top = torch.topk(scores, min(per_window, scores.shape[1]), dim=1)
             nulls = null.tolist()
-            for row, w in enumerate(batch):
+            for row, w in enumerate(batch.windows):
                 offsets = encoded["offset_mapping"][w]
                 pair = pair_of[w]
                 for value, flat in zip(top.values[row].tolist(), top.indices[row].tolist()):

@@ -617,6 +617,19 @@ def status_lines(run_dir: Path) -> list[str]:
     return lines
 
 
+def lower_autogroup_priority(pid: int) -> None:
+    """Give the new session's scheduler group nice 19 too, where Linux groups processes by session.
+
+    With autogroup scheduling (kernel.sched_autogroup_enabled), a process's nice value only weighs
+    against processes of its own session; `start_new_session` puts the trainer in a group of its own,
+    which would otherwise take a whole fair share of the CPU beside an interactive shell.
+    """
+    try:
+        Path(f"/proc/{pid}/autogroup").write_text("19")
+    except OSError:
+        pass  # no autogroup (other kernels, or not permitted): nice alone applies
+
+
 def start_in_background(argv: list[str], run_dir: Path) -> int:
     """Re-run this command detached, under nice -n 19, in its own process group."""
     ensure_writable(run_dir)
@@ -631,6 +644,7 @@ def start_in_background(argv: list[str], run_dir: Path) -> int:
                                    stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True, cwd=os.getcwd())
     (run_dir / PID_FILE).write_text(str(process.pid))
+    lower_autogroup_priority(process.pid)
     print(f"training {run_dir.name} in the background: pid {process.pid} (process group {process.pid}), log {log}\n"
           f"pause: kill -STOP -{process.pid}   resume: kill -CONT -{process.pid}   "
           f"status: python -m retrieval.reader.train --status {run_dir.name}")

@@ -32,7 +32,7 @@ def test_schema_is_created_on_an_empty_database_and_upgraded_on_first_use(new_da
     assert not database.created
     tables = {r[0] for r in database.connection.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")}
     assert {"byline_schema", "byline_chunks", "byline_articles", "byline_sentences", "byline_slack_events",
-            "byline_feedback", "byline_questions"} <= tables
+            "byline_feedback", "byline_questions", "byline_thread_turns"} <= tables
     indexes = {r[0] for r in database.connection.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'byline_chunks'")}
     assert {"byline_chunks_hnsw", "byline_chunks_keyword", "byline_chunks_doc_id"} <= indexes
     assert database.connection.execute("SELECT version FROM byline_schema").fetchone()[0] == pg.SCHEMA_VERSION
@@ -215,3 +215,24 @@ def test_environment_settings_choose_the_store(corpus_database, tmp_path, monkey
     store = open_store(config)
     assert store.backend == "postgres" and "004_3fec00c11dc744f5" in store.doc_ids()
     store.close()
+
+
+def test_thread_records_on_postgres_are_shared_by_every_replica(new_database):
+    from retrieval.conversation import Turn
+    from retrieval.threads import PostgresThreadRecords
+
+    def turn(question, answer, doc_ids):
+        return Turn(question=question, read_as=question, answer=answer, doc_ids=doc_ids)
+
+    url = new_database()
+    one, other = Database(url), Database(url)  # two replicas, each with its own connection
+    records = PostgresThreadRecords(one, max_turns=2)
+    assert records.get("slack:C1:1.0") == []
+    for i in range(3):
+        records.append("slack:C1:1.0", turn(f"question {i}?", f"answer {i}", (f"d{i}",)))
+    records.append("slack:C1:2.0", turn("other?", None, ()))
+    seen_elsewhere = PostgresThreadRecords(other, max_turns=2)
+    assert [t.question for t in seen_elsewhere.get("slack:C1:1.0")] == ["question 1?", "question 2?"]
+    assert seen_elsewhere.get("slack:C1:1.0")[-1] == turn("question 2?", "answer 2", ("d2",))
+    assert seen_elsewhere.get("slack:C1:2.0") == [turn("other?", None, ())]
+    assert other.connection.execute("SELECT count(*) FROM byline_thread_turns").fetchone()[0] == 3

@@ -132,6 +132,11 @@ def test_averaged_snapshots_ship_with_their_figures_and_curve_point(tmp_path):
                   + shipped_before["figures"]["squad-dev-v2.0"]["f1"]
                   and gold["no_answer_accuracy"] >= shipped_before["figures"]["gold"]["no_answer_accuracy"] - 0.01
                   and gold["f1"] >= shipped_before["figures"]["gold"]["f1"] - 0.01)
+    worse_gold = {**gold, "f1": shipped_before["figures"]["gold"]["f1"] - 0.02}
+    assert any("more than 0.01 lower" in r for r in candidates.gold_reasons({"gold": worse_gold}, shipped_before["figures"]))
+    ok, reasons = candidates.verdict({"gold": worse_gold, "stopped": "gold f1 lower: the full dev sets were not run"},
+                                     shipped_before["figures"])
+    assert not ok and reasons[-1].endswith("the full dev sets were not run")
     out = tmp_path / "shipped"
     assert export.main(["--model", str(candidate), "--run", str(run_dir), "--figures", str(figures),
                         "--threshold", "0.55", "--label", "tiny step 6", "--out", str(out)]) == 0

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 from slack_bolt import BoltContext
 from slack_sdk import WebClient
 
-from bot.slack.answering import APOLOGY, WORKING_REACTION, _call, from_a_person, journal_done
+from bot.slack.answering import WORKING_REACTION, _call, from_a_person, journal_done, replying_in_thread
 from bot.slack.blocks import escape
 from bot.slack.context import SlackContext
 from retrieval.errors import BylineError
@@ -70,19 +70,13 @@ def add_article_callback(event: dict, context: BoltContext, client: WebClient, l
 
 def _add_in_thread(byline: SlackContext, client: WebClient, logger: Logger, channel: str, ts: str,
                    thread_ts: str, link: str | None, files: list[dict]) -> None:
-    try:
+    with replying_in_thread(byline, client, logger, channel, ts, thread_ts, "adding from"):
         try:
             text = added_message(*_ingest(byline, client, link, files))
         except BylineError as exc:
             text = f"I couldn't add that: {escape(str(exc))}"
         client.chat_postMessage(channel=channel, thread_ts=thread_ts, text=text, unfurl_links=False,
                                 unfurl_media=False)
-    except Exception:
-        logger.exception("adding from message %s in %s failed", ts, channel)
-        _call(logger, client.chat_postMessage, channel=channel, thread_ts=thread_ts, text=APOLOGY)
-    finally:
-        _call(logger, client.reactions_remove, channel=channel, timestamp=ts, name=WORKING_REACTION)
-        journal_done(byline, logger, channel, ts)
 
 
 def _ingest(byline: SlackContext, client: WebClient, link: str | None, files: list[dict]):
