@@ -209,7 +209,9 @@ class PostgresStore:
                            f"WHERE meta->>'duplicate_of' = ANY(%s)", (dropped,))]
             new_chunks = [chunk for p in prepared for chunk in p.chunks]
             batch = new_chunks + orphans
-            mark_syndicated_copies(batch, self._neighbours_outside(connection, [d.id for d in batch]),
+            # the new chunks are not stored yet: only the orphans, still in the table, are left out of
+            # the search (passing every id of a bulk batch made each of its queries scan that list)
+            mark_syndicated_copies(batch, self._neighbours_outside(connection, [d.id for d in orphans]),
                                    duplicate_threshold)
             with connection.cursor() as cursor:
                 cursor.executemany(
