@@ -23,6 +23,7 @@ from haystack.dataclasses import ExtractedAnswer
 
 from retrieval.answer import Answer, AnswerResult, Citation
 from retrieval.index.base import ArticleStore
+from retrieval.retriever.answer_types import answer_kind, fits
 
 TOKEN = re.compile(r"\w+")
 STOPWORDS = frozenset(
@@ -201,7 +202,8 @@ class AnswerAssembler:
     that names the subject only as "it" or "its founder", which the focus step ranks low.) Its
     score is sigmoid(`calibration_factor` × evidence), the reader's own scale, and the no-answer
     threshold applies to it. "Also possible" answers are short (≤ `also_possible_max_words`),
-    distinct from the lead answer and within `also_possible_within` of its evidence, or not shown.
+    distinct from the lead answer, within `also_possible_within` of its evidence and of the kind the
+    question asks for (a date for "when", a number for "how many", a name for "who"), or not shown.
     """
 
     def __init__(self, store: ArticleStore, no_answer_threshold: float, max_answers: int,
@@ -262,6 +264,8 @@ class AnswerAssembler:
             spans.sort(key=lambda s: -s[0])
             _, doc_id, start, end, _ = spans[0]
             text = self.store.article_text(doc_id)[start:end]
+            if merged and not fits(answer_kind(question), text):
+                continue  # "When …?" → "Also possible: Later" is no alternative
             located = {self._exact(text, d, s_, e_) for _, d, s_, e_, _ in spans} - {None}
             corroborating = self.store.lexical_search(text, 10)
             located |= self._other_mentions(text, passages + retrieved + corroborating, (doc_id, start, end),

@@ -58,3 +58,27 @@ def test_json_shape(results):
     citation = payload["answers"][0]["citations"][0]
     assert set(citation) == {"doc_id", "title", "publisher", "published", "url", "snippet", "answer_start",
                              "answer_end", "article_start", "article_end"}
+
+
+@pytest.mark.parametrize("question, kind, fitting, not_fitting", [
+    ("When was Xiaomi removed from the list?", "date", ["May", "mid-January", "on 14 January 2021"], ["Later", "formally"]),
+    ("In what year was the company founded?", "date", ["2010"], ["Lei Jun"]),
+    ("How many employees does Xiaomi have?", "number", ["32,000", "thousands", "about two dozen"], ["employees"]),
+    ("Who blocked the designation?", "person", ["Rudolph Contreras", "the DoD"], ["judge"]),
+    ("Why did the Pentagon blacklist Xiaomi?", None, ["its trading", "ties"], []),
+])
+def test_answer_kind_of_a_question_and_the_spans_that_fit_it(question, kind, fitting, not_fitting):
+    from retrieval.retriever.answer_types import answer_kind, fits
+
+    assert answer_kind(question) == kind
+    assert all(fits(kind, span) for span in fitting)
+    assert not any(fits(kind, span) for span in not_fitting)
+
+
+def test_also_possible_answers_are_of_the_kind_the_question_asks_for(real_pipeline):
+    """"When was Xiaomi removed from the list?" once offered "Also possible: Later" and "formally"."""
+    from retrieval.retriever.answer_types import fits
+
+    result = real_pipeline.ask("When was Xiaomi removed from the list?")
+    assert not result.no_answer and fits("date", result.answers[0].text)
+    assert all(fits("date", answer.text) for answer in result.answers[1:]), [a.text for a in result.answers]
