@@ -293,16 +293,33 @@ def evaluate_held_out(model, tokenizer, answerable: list[QAExample], unanswerabl
             "questions": len(answerable), "edited_negatives": len(unanswerable)}
 
 
-def write_held_out_file(campaign: dict, out: Path) -> None:
+def write_held_out_file(campaign: dict, out: Path, unanswerable: float = 0.0) -> None:
+    """The held-out set as one SQuAD file: every article of it, questions of the held-out ones only.
+
+    With `unanswerable` > 0, about that share of the held-out questions also get an edited copy
+    that their paragraph no longer answers (the training run's edits), marked `is_impossible` as in
+    SQuAD 2.0: a tuning collection for `byline eval --open` on which a no-answer threshold can be
+    chosen, never the dev sets.
+    """
     spec = campaign["held_out"]
     path = Path(campaign["train_dir"]) / spec["set"]
     payload = json.loads(path.read_text(encoding="utf-8"))
     examples, _ = load_set(Path(campaign["train_dir"]), MixEntry(spec["set"]))
     documents = held_out_documents(examples, int(spec["every_nth_document"]))
+    edited: dict[str, list[QAExample]] = {}
+    if unanswerable > 0:
+        kept = [e for e in examples if e.source in documents and e.answerable]
+        for example in perturbed_question_negatives(kept, unanswerable, random.Random(2)):
+            edited.setdefault(example.context, []).append(example)
     for index, article in enumerate(payload["data"]):
-        if f"{spec['set']}#{index}" not in documents:
-            for paragraph in article["paragraphs"]:
+        for paragraph in article["paragraphs"]:
+            if f"{spec['set']}#{index}" not in documents:
                 paragraph["qas"] = []
+            for number, example in enumerate(edited.get(paragraph["context"], [])):
+                paragraph["qas"].append({"id": f"{example.qid}-edited-{number}", "question": example.question,
+                                         "answers": [], "is_impossible": True})
+    if edited:
+        payload["version"] = "v2.0"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload), encoding="utf-8")
 
@@ -663,6 +680,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--write-held-out", type=Path, metavar="FILE",
                         help="write the held-out set as a SQuAD file: every article, questions of the held-out ones only "
                              "(a collection for tuning `byline eval --open`)")
+    parser.add_argument("--unanswerable", type=float, default=0.0, metavar="SHARE",
+                        help="with --write-held-out: also an edited, unanswerable copy of about this share of "
+                             "the questions (SQuAD 2.0 style), for choosing a no-answer threshold")
     parser.add_argument("--held-out-eval", type=Path, metavar="MODEL",
                         help="score a model folder on the campaign's held-out training documents")
     return parser.parse_args(argv)
@@ -690,7 +710,7 @@ def main(argv=None) -> int:
             campaign["checkpoint_minutes"] = 10 ** 6  # one checkpoint, at the end, scored on the held-out set
             command += ["--probe-lr", f"{args.probe_lr:g}", "--probe-steps", str(args.probe_steps)]
         if args.write_held_out:
-            write_held_out_file(campaign, args.write_held_out)
+            write_held_out_file(campaign, args.write_held_out, args.unanswerable)
             print(args.write_held_out)
             return 0
         if args.held_out_eval:

@@ -150,3 +150,21 @@ def test_averaged_snapshots_ship_with_their_figures_and_curve_point(tmp_path):
     header_size = int.from_bytes((out / "model.safetensors").read_bytes()[:8], "little")
     header = json.loads((out / "model.safetensors").read_bytes()[8:8 + header_size])
     assert {v["dtype"] for k, v in header.items() if k != "__metadata__"} == {"F16"}
+
+
+def test_the_held_out_file_can_carry_edited_unanswerable_questions(tmp_path):
+    """`--write-held-out FILE --unanswerable SHARE`: a SQuAD 2.0 collection of the held-out documents, for
+    choosing a no-answer threshold with `byline eval --open` (never on the dev sets)."""
+    campaign = yaml.safe_load(write_campaign(tmp_path).read_text())
+    campaign["held_out"] = {"set": "tiny/set.json", "every_nth_document": 2, "eval_questions": 3}
+    out = tmp_path / "held-out.json"
+    train.write_held_out_file(campaign, out, unanswerable=1.0)
+    data = json.loads(out.read_text())
+    assert data["version"] == "v2.0"
+    held, other = (data["data"][0]["paragraphs"][0]["qas"], data["data"][1]["paragraphs"][0]["qas"])
+    assert other == []  # only the held-out document keeps questions
+    answerable = [qa for qa in held if not qa.get("is_impossible")]
+    edited = [qa for qa in held if qa.get("is_impossible")]
+    assert [qa["question"] for qa in answerable] == [q for q, _ in PARAGRAPHS[0][1]]
+    assert edited and all(qa["answers"] == [] for qa in edited)
+    assert not {qa["question"] for qa in edited} & {q for q, _ in PARAGRAPHS[0][1]}
