@@ -110,7 +110,7 @@ def check(model: Path, threshold: float, limit: int | None, data_dir: Path, ship
     gold = _byline(*settings, "--data-dir", str(data_dir), "eval", "--json")["summary"]
     figures = {"gold": {"exact": gold["em"], **{k: gold[k] for k in ("f1", "no_answer_accuracy", "citation_precision", "recall@5")}},
                "samples": {}}
-    failing = [reason for reason in gold_reasons(figures, shipped or {}) if "lower" in reason and "within" not in reason]
+    failing = [reason for passes, reason in gold_comparisons(figures, shipped or {}) if not passes]
     for name in ("squad-dev-v1.1", "squad-dev-v2.0"):
         path = str(BENCHMARK / f"{name}.json")
         figures["samples"][name] = _byline(*settings, "eval", "--squad", path, "--limit", str(CURVE_SAMPLE), "--json")
@@ -122,22 +122,29 @@ def check(model: Path, threshold: float, limit: int | None, data_dir: Path, ship
     return figures
 
 
-def gold_reasons(candidate: dict, shipped: dict) -> list[str]:
-    """The gold half of the ship rule: F1 and no-answer accuracy each at most 0.01 below the shipped reader's."""
-    reasons = []
+def gold_comparisons(candidate: dict, shipped: dict) -> list[tuple[bool, str]]:
+    """The gold half of the ship rule, (passes, reason) per metric: F1 and no-answer accuracy each at most
+    0.01 below the shipped reader's."""
+    comparisons = []
     for key in ("f1", "no_answer_accuracy"):
         if key not in shipped.get("gold", {}):
             continue
         new, old = candidate["gold"][key], shipped["gold"][key]
         passes = new >= old - 0.01
-        reasons.append(f"gold {key} {new:.3f} vs shipped {old:.3f}: {'within 0.01' if passes else 'more than 0.01 lower'}")
-    return reasons
+        comparisons.append((passes, f"gold {key} {new:.3f} vs shipped {old:.3f}: "
+                                    f"{'within 0.01' if passes else 'more than 0.01 lower'}"))
+    return comparisons
+
+
+def gold_reasons(candidate: dict, shipped: dict) -> list[str]:
+    return [reason for _, reason in gold_comparisons(candidate, shipped)]
 
 
 def verdict(candidate: dict, shipped: dict) -> tuple[bool, list[str]]:
     """The ship rule: v1.1 F1 + v2.0 F1 higher; gold F1 and no-answer accuracy each at most 0.01 lower."""
-    reasons = gold_reasons(candidate, shipped)
-    ok = all("within" in reason for reason in reasons)
+    comparisons = gold_comparisons(candidate, shipped)
+    ok = all(passes for passes, _ in comparisons)
+    reasons = [reason for _, reason in comparisons]
     if "stopped" in candidate:
         return False, [*reasons, candidate["stopped"]]
     squad_sum = candidate["squad-dev-v1.1"]["f1"] + candidate["squad-dev-v2.0"]["f1"]

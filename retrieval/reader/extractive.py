@@ -93,10 +93,10 @@ class NullRelativeExtractiveReader(TransformersExtractiveReader):
         def margin(span: Span) -> float:
             return span.value + span.null - lowest_null if self.null_scope == "question" else span.value
 
-        answers = [ExtractedAnswer(query=query, score=self.span_score(margin(span)), data=document.content[span.start:span.end],
+        answers = [ExtractedAnswer(query=query, score=self.span_score(value), data=document.content[span.start:span.end],
                                    document=document, document_offset=ExtractedAnswer.Span(span.start, span.end),
-                                   meta={"margin": margin(span)})
-                   for document, spans in zip(documents, found) for span in spans]
+                                   meta={"margin": value})
+                   for document, spans in zip(documents, found) for span in spans for value in (margin(span),)]
         answers.sort(key=lambda a: a.score, reverse=True)
         threshold = score_threshold if score_threshold is not None else self.score_threshold
         if threshold is not None:

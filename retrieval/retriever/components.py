@@ -16,6 +16,7 @@ import math
 import re
 from bisect import bisect_right
 from collections import Counter, defaultdict
+from typing import NamedTuple
 
 import numpy as np
 from haystack import Document, component
@@ -190,6 +191,14 @@ class SentenceFocuser:
         return passages
 
 
+class _AnswerSpan(NamedTuple):
+    evidence: float
+    doc_id: str
+    start: int  # character offsets in the article
+    end: int
+    passage: int  # the article offset of the passage it came from: agreement counts distinct passages
+
+
 @component
 class AnswerAssembler:
     """Merge reader spans with the same normalised text into one answer citing every article.
@@ -230,7 +239,8 @@ class AnswerAssembler:
     @component.output_types(result=AnswerResult, best_score=float)
     def run(self, question: str, answers: list[ExtractedAnswer], passages: list[Document],
             closest: list[Document], retrieved: list[Document]) -> dict:
-        groups: dict[str, list[tuple[float, str, int, int, int]]] = defaultdict(list)
+        groups: dict[str, list[_AnswerSpan]] = defaultdict(list)
+        kind = answer_kind(question)
         article_rank: dict[str, int] = {}  # the focus rank of each article's best passage
         for passage in passages:
             doc_id = passage.meta["doc_id"]
@@ -247,26 +257,24 @@ class AnswerAssembler:
                 continue
             start += len(text) - len(text.lstrip())
             meta = answer.document.meta
-            evidence = self._margin(answer) - self.focus_prior * math.log1p(article_rank.get(meta["doc_id"], 0))
-            groups[normalize_answer(stripped)].append(
-                (evidence, meta["doc_id"], meta["article_start"] + start, meta["article_start"] + start + len(stripped),
-                 meta["article_start"]))
-        ranked = sorted(((max(s[0] for s in spans) + self.agreement * math.log(len({s[4] for s in spans})), key, spans)
-                         for key, spans in groups.items()), key=lambda g: -g[0])
+            base = meta["article_start"]
+            groups[normalize_answer(stripped)].append(_AnswerSpan(
+                self._margin(answer) - self.focus_prior * math.log1p(article_rank.get(meta["doc_id"], 0)),
+                meta["doc_id"], base + start, base + start + len(stripped), passage=base))
+        ranked = sorted(((max(s.evidence for s in spans) + self.agreement * math.log(len({s.passage for s in spans})),
+                          key, spans) for key, spans in groups.items()), key=lambda g: -g[0])
         best_score = self._score(ranked[0][0]) if ranked else 0.0
         merged = []
         for evidence, key, spans in ranked:
             score = self._score(evidence)
             if score < self.no_answer_threshold or len(merged) >= self.max_answers:
                 break
-            if merged and not self._also_possible(key, evidence, ranked[0]):
-                continue
-            spans.sort(key=lambda s: -s[0])
+            spans.sort(key=lambda s: -s.evidence)
             _, doc_id, start, end, _ = spans[0]
             text = self.store.article_text(doc_id)[start:end]
-            if merged and not fits(answer_kind(question), text):
-                continue  # "When …?" → "Also possible: Later" is no alternative
-            located = {self._exact(text, d, s_, e_) for _, d, s_, e_, _ in spans} - {None}
+            if merged and not self._also_possible(key, text, evidence, ranked[0], kind):
+                continue
+            located = {self._exact(text, s.doc_id, s.start, s.end) for s in spans} - {None}
             corroborating = self.store.lexical_search(text, 10)
             located |= self._other_mentions(text, passages + retrieved + corroborating, (doc_id, start, end),
                                             {loc[0] for loc in located})
@@ -281,11 +289,12 @@ class AnswerAssembler:
     def _score(self, evidence: float) -> float:
         return 1.0 / (1.0 + math.exp(-self.calibration_factor * evidence))
 
-    def _also_possible(self, key: str, evidence: float, lead: tuple) -> bool:
-        """Short, close to the lead answer's evidence, and neither inside it nor holding it."""
+    def _also_possible(self, key: str, text: str, evidence: float, lead: tuple, kind: str | None) -> bool:
+        """Short, close to the lead answer's evidence, neither inside it nor holding it, and of the kind the
+        question asks for ("When …?" → "Also possible: Later" is no alternative)."""
         lead_evidence, lead_key, _ = lead
         return (len(key.split()) <= self.also_possible_max_words and lead_evidence - evidence <= self.also_possible_within
-                and key not in lead_key and lead_key not in key)
+                and key not in lead_key and lead_key not in key and fits(kind, text))
 
     def _exact(self, text: str, doc_id: str, start: int, end: int) -> tuple[str, int, int] | None:
         """Where `text` itself sits at or around a span that matched it only after normalisation."""
