@@ -1,11 +1,12 @@
 """Turn a training run's checkpoints into a reader candidate, and judge it by the ship rule.
 
-    python -m retrieval.reader.candidates average --run reader-campaign-1 --last 4 --out build/candidate
+    python -m retrieval.reader.candidates average --run reader-campaign-1 --last 4 [--init-share 0.5] --out build/candidate
     python -m retrieval.reader.candidates tune --model build/candidate --campaign config/reader-campaign.yaml
     python -m retrieval.reader.candidates check --model build/candidate --threshold 0.55 [--limit N]
 
 `average` averages the weights of the run's last N checkpoint snapshots (a free gain when it pays;
-`--last 1` takes the newest as it is). `tune` chooses the no-answer threshold on the campaign's
+`--last 1` takes the newest as it is), blended with the run's starting weights when `--init-share`
+is given. `tune` chooses the no-answer threshold on the campaign's
 held-out training documents (their questions, and edited unanswerable copies of them, read by the
 serving reader's span-against-[CLS] score), never on the SQuAD dev sets. `check` measures the
 full dev sets and their 1,000-question spread samples reader-only and the gold set end to end, each through `byline`, and prints the ship
@@ -29,8 +30,14 @@ BENCHMARK = REPO_ROOT.parent / "shared" / "qa-data" / "benchmark"
 CURVE_SAMPLE = 1000  # the learning curve's fixed spread sample of each dev set
 
 
-def average_snapshots(run_dir: Path, last: int, out: Path) -> list[str]:
-    """Write a model folder whose weights are the mean of the run's last `last` snapshots."""
+def average_snapshots(run_dir: Path, last: int, out: Path, init_share: float = 0.0) -> list[str]:
+    """Write a model folder whose weights are the mean of the run's last `last` snapshots, blended with
+    the weights the run started from (`run_dir/init`) at `init_share` when that is above 0.
+
+    The blend is WiSE-FT (Wortsman et al., 2022): fine-tuned and starting weights interpolated in weight
+    space. It is here because the campaign's reader, trained on SQuAD-style questions, refuses news
+    paraphrases its start answered; half of each keeps most of the gain and the start's calibration.
+    """
     import shutil
 
     import torch
@@ -47,14 +54,26 @@ def average_snapshots(run_dir: Path, last: int, out: Path) -> list[str]:
         else:
             for k, v in weights.items():
                 total[k] += v.to(torch.float64)
-    averaged = {k: (v / len(snapshots)).to(torch.float32).contiguous() for k, v in total.items()}
+    averaged = {k: v / len(snapshots) for k, v in total.items()}
+    if not 0.0 <= init_share < 1.0:
+        raise SystemExit(f"error: --init-share must be at least 0 and below 1, not {init_share}")
+    if init_share:
+        init = run_dir / "init" / "model.safetensors"
+        if not init.exists():
+            raise SystemExit(f"error: {init} is missing, so there is no starting reader to blend with")
+        start = load_file(str(init))
+        if start.keys() != averaged.keys():
+            raise SystemExit(f"error: {init} does not hold the same weights as the run's snapshots")
+        averaged = {k: (1 - init_share) * v + init_share * start[k].to(torch.float64) for k, v in averaged.items()}
+    averaged = {k: v.to(torch.float32).contiguous() for k, v in averaged.items()}
     out.mkdir(parents=True, exist_ok=True)
     for name in ("config.json", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         source = run_dir / "init" / name
         if source.exists():
             shutil.copyfile(source, out / name)
     save_file(averaged, str(out / "model.safetensors"), metadata={"format": "pt"})
-    (out / "averaged_from.json").write_text(json.dumps({"run": str(run_dir), "snapshots": [s.name for s in snapshots]}))
+    (out / "averaged_from.json").write_text(json.dumps({"run": str(run_dir), "snapshots": [s.name for s in snapshots],
+                                                          "init_share": init_share}))
     return [s.name for s in snapshots]
 
 
@@ -163,6 +182,8 @@ def main(argv=None) -> int:
     average.add_argument("--runs-dir", type=Path)
     average.add_argument("--last", type=int, default=4)
     average.add_argument("--out", type=Path, required=True)
+    average.add_argument("--init-share", type=float, default=0.0,
+                         help="blend the average with the run's starting weights at this share (0 to below 1)")
     tune = commands.add_parser("tune")
     tune.add_argument("--model", type=Path, required=True)
     tune.add_argument("--campaign", type=Path, default=REPO_ROOT / "config" / "reader-campaign.yaml")
@@ -178,7 +199,7 @@ def main(argv=None) -> int:
 
     if args.command == "average":
         run_dir = resolve_run((args.runs_dir or default_runs_dir()).expanduser(), args.run)
-        print(json.dumps({"averaged": average_snapshots(run_dir, args.last, args.out), "out": str(args.out)}))
+        print(json.dumps({"averaged": average_snapshots(run_dir, args.last, args.out, args.init_share), "out": str(args.out)}))
     elif args.command == "tune":
         print(json.dumps(tune_threshold(args.model, load_campaign(args.campaign))))
     else:

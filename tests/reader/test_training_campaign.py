@@ -120,6 +120,16 @@ def test_averaged_snapshots_ship_with_their_figures_and_curve_point(tmp_path):
     name = "qa_outputs.weight"
     assert torch.allclose(mean[name], (first[name].float() + second[name].float()) / 2, atol=1e-6)
 
+    blended_dir = tmp_path / "blended"
+    candidates.average_snapshots(run_dir, 2, blended_dir, init_share=0.25)
+    blended = load_file(str(blended_dir / "model.safetensors"))
+    start = load_file(str(run_dir / "init" / "model.safetensors"))
+    assert (start[name].float() - mean[name]).abs().max() > 1e-5  # training moved it, so the blend is visible
+    assert torch.allclose(blended[name], 0.75 * mean[name] + 0.25 * start[name].float(), atol=1e-6)
+    assert json.loads((blended_dir / "averaged_from.json").read_text())["init_share"] == 0.25
+    with pytest.raises(SystemExit, match="below 1"):
+        candidates.average_snapshots(run_dir, 2, tmp_path / "bad", init_share=1.0)
+
     gold = {"f1": 0.61, "exact": 0.5, "no_answer_accuracy": 0.85, "citation_precision": 0.5, "recall@5": 0.95}
     full = {"squad-dev-v1.1": {"total": 10570, "exact": 60.0, "f1": 70.0},
             "squad-dev-v2.0": {"total": 11873, "exact": 40.0, "f1": 45.0, "HasAns_f1": 60.0, "NoAns_exact": 30.0}}
