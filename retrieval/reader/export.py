@@ -185,6 +185,15 @@ def campaign_record(run_dir: Path, weights: str) -> dict:
             "train_hours": round(hours, 2), "weights": weights}
 
 
+def describe_weights(averaged_from: dict) -> str:
+    weights = f"the mean of snapshots {', '.join(averaged_from['snapshots'])}"
+    share = averaged_from.get("init_share", 0)
+    if share:
+        weights += (f", blended {1 - share:.0%} to {share:.0%} with the reader the campaign started from "
+                    "(WiSE-FT weight interpolation, `candidates average --init-share`)")
+    return weights
+
+
 def export(model: Path, out: Path, record: dict) -> Path:
     import torch
     from transformers import AutoModelForQuestionAnswering, AutoTokenizer
@@ -224,8 +233,7 @@ def main(argv=None) -> int:
 
     run_dir = resolve_run((args.runs_dir or default_runs_dir()).expanduser(), args.run)
     averaged = args.model / "averaged_from.json"
-    weights = (f"the mean of snapshots {', '.join(json.loads(averaged.read_text())['snapshots'])}"
-               if averaged.exists() else f"checkpoint {args.model.name}")
+    weights = describe_weights(json.loads(averaged.read_text())) if averaged.exists() else f"checkpoint {args.model.name}"
     figures = json.loads(args.figures.read_text())
     campaign = campaign_record(run_dir, json.loads(averaged.read_text())["snapshots"][-1] if averaged.exists()
                                else args.model.name)

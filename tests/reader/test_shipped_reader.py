@@ -18,7 +18,7 @@ QUESTIONS = {  # question -> acceptable answers
     "How much did the repairs cost?": {"2.5 million euros"},
     "Who cut the ribbon?": {"Anna Roth", "Mayor Anna Roth"},
     "How many residents watched?": {"400", "about 400"},
-    "When did the bridge reopen?": {"Friday, 3 May", "3 May", "on Friday, 3 May"},
+    "When did the bridge reopen?": {"Friday, 3 May", "3 May", "on Friday, 3 May", "Friday", "on Friday"},
 }
 
 

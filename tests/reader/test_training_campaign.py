@@ -157,6 +157,10 @@ def test_averaged_snapshots_ship_with_their_figures_and_curve_point(tmp_path):
                                    "v1.1_sample_f1": 70.4, "v2.0_sample_f1": 44.6}
     card = (out / "README.md").read_text()
     assert "| tiny step 6 |" in card and "**70.0**" in card and "One planned campaign, `tiny`" in card
+    assert export.main(["--model", str(blended_dir), "--run", str(run_dir), "--figures", str(figures),
+                        "--threshold", "0.55", "--label", "tiny blended", "--out", str(tmp_path / "blended-shipped")]) == 0
+    assert "blended 75% to 25% with the reader the campaign started from" in (
+        tmp_path / "blended-shipped" / "README.md").read_text()
     header_size = int.from_bytes((out / "model.safetensors").read_bytes()[:8], "little")
     header = json.loads((out / "model.safetensors").read_bytes()[8:8 + header_size])
     assert {v["dtype"] for k, v in header.items() if k != "__metadata__"} == {"F16"}
