@@ -43,6 +43,8 @@ def average_snapshots(run_dir: Path, last: int, out: Path, init_share: float = 0
     import torch
     from safetensors.torch import load_file, save_file
 
+    if not 0.0 <= init_share < 1.0:
+        raise SystemExit(f"error: --init-share must be at least 0 and below 1, not {init_share}")
     snapshots = sorted((run_dir / "snapshots").glob("step-*.safetensors"))[-last:]
     if not snapshots:
         raise SystemExit(f"error: {run_dir} has no checkpoint snapshots yet")
@@ -55,8 +57,6 @@ def average_snapshots(run_dir: Path, last: int, out: Path, init_share: float = 0
             for k, v in weights.items():
                 total[k] += v.to(torch.float64)
     averaged = {k: v / len(snapshots) for k, v in total.items()}
-    if not 0.0 <= init_share < 1.0:
-        raise SystemExit(f"error: --init-share must be at least 0 and below 1, not {init_share}")
     if init_share:
         init = run_dir / "init" / "model.safetensors"
         if not init.exists():

@@ -232,12 +232,11 @@ def main(argv=None) -> int:
     from retrieval.reader.train import default_runs_dir, resolve_run
 
     run_dir = resolve_run((args.runs_dir or default_runs_dir()).expanduser(), args.run)
-    averaged = args.model / "averaged_from.json"
-    weights = describe_weights(json.loads(averaged.read_text())) if averaged.exists() else f"checkpoint {args.model.name}"
+    averaged_path = args.model / "averaged_from.json"
+    averaged = json.loads(averaged_path.read_text()) if averaged_path.exists() else None
     figures = json.loads(args.figures.read_text())
-    campaign = campaign_record(run_dir, json.loads(averaged.read_text())["snapshots"][-1] if averaged.exists()
-                               else args.model.name)
-    campaign["weights"] = weights
+    campaign = campaign_record(run_dir, averaged["snapshots"][-1] if averaged else args.model.name)
+    campaign["weights"] = describe_weights(averaged) if averaged else f"checkpoint {args.model.name}"
     record |= {"threshold": args.threshold, "figures": {k: figures[k] for k in ("squad-dev-v1.1", "squad-dev-v2.0", "gold")},
                "campaign": campaign}
     record.setdefault("curve", []).append({"label": args.label, "features_seen": campaign["features_seen"],
