@@ -30,7 +30,7 @@ from retrieval.index.lexical import LexicalIndex
 from retrieval.ingest.chunking import Sentence
 from retrieval.ingest.loaders import Article
 
-INDEX_FORMAT = 2  # 2: BM25 by bm25s in bm25/
+INDEX_FORMAT = 3  # 2: BM25 by bm25s in bm25/; 3: sentences no longer end at "Co." in "Co. Ltd." (rebuilt from the articles)
 
 logger = logging.getLogger(__name__)
 

@@ -12,6 +12,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 PARAGRAPH_BREAK = re.compile(r"\n\s*\n")
+# pysbd ends a sentence at "Co." in "Huawei Technologies Co. Ltd."; a piece that starts with a company
+# suffix after such a word, or with a lower-case word or a comma, continues the sentence before it
+_ENDS_WITH_COMPANY_WORD = re.compile(r"\b(Co|Corp|Inc|Bros|Holdings)\.$")
+_STARTS_WITH_COMPANY_SUFFIX = re.compile(r"^(Ltd|Limited|Inc|LLC|Corp|Plc|PLC|AG|GmbH|S\.A|N\.V)\b")
+_STARTS_AS_CONTINUATION = re.compile(r"^([a-z][a-z'’-]*\b|[,;:)])")  # not "iPhone", "eBay"
 
 
 @dataclass(frozen=True)
@@ -58,11 +63,19 @@ def split_sentences(doc_id: str, text: str) -> list[Sentence]:
                 end -= 1
             while start < end and text[start].isspace():
                 start += 1
-            if end > start:
+            if end > start and sentences and sentences[-1].start >= paragraph_start and \
+                    _continues(text[sentences[-1].start:sentences[-1].end], text[start:end]):
+                sentences[-1] = Sentence(doc_id, sentences[-1].index, sentences[-1].start, end)
+            elif end > start:
                 sentences.append(Sentence(doc_id, len(sentences), start, end))
         if match:
             paragraph_start = match.end()
     return sentences
+
+
+def _continues(previous: str, piece: str) -> bool:
+    return bool(_STARTS_AS_CONTINUATION.match(piece) or
+                (_ENDS_WITH_COMPANY_WORD.search(previous) and _STARTS_WITH_COMPANY_SUFFIX.match(piece)))
 
 
 def chunk_article(doc_id: str, text: str, sentences: list[Sentence], max_words: int,

@@ -254,3 +254,15 @@ def test_a_second_writer_fails_at_once_or_waits_its_turn(tmp_path):
         assert not entered.wait(0.5), "the waiting writer got in while the lock was held"
     assert entered.wait(5), "the waiting writer never got the lock"
     waiter.join()
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Its rivals include Huawei Technologies Co. Ltd.\n\nXiaomi sued.",
+     ["Its rivals include Huawei Technologies Co. Ltd.", "Xiaomi sued."]),
+    ("Acme Corp. and Beta Co. Ltd. agreed. Talks ended.", ["Acme Corp. and Beta Co. Ltd. agreed.", "Talks ended."]),
+    ("They met Mr. Smith. He left. iPhone sales rose.", ["They met Mr. Smith.", "He left.", "iPhone sales rose."]),
+])
+def test_sentences_do_not_end_inside_a_company_name(text, expected):
+    from retrieval.ingest.chunking import split_sentences
+
+    assert [text[s.start:s.end] for s in split_sentences("a", text)] == expected
