@@ -191,6 +191,9 @@ class SentenceFocuser:
         return passages
 
 
+_NAME_GAP = re.compile(r"\s*(?:[A-Z][\w.'’-]*\s+){0,3}")
+
+
 class _AnswerSpan(NamedTuple):
     evidence: float
     doc_id: str
@@ -211,8 +214,9 @@ class AnswerAssembler:
     that names the subject only as "it" or "its founder", which the focus step ranks low.) Its
     score is sigmoid(`calibration_factor` × evidence), the reader's own scale, and the no-answer
     threshold applies to it. "Also possible" answers are short (≤ `also_possible_max_words`),
-    distinct from the lead answer, within `also_possible_within` of its evidence and of the kind the
-    question asks for (a date for "when", a number for "how many", a name for "who"), or not shown.
+    distinct from the lead answer and not another piece of its name, within `also_possible_within` of
+    its evidence and of the kind the question asks for (a date for "when", a number for "how many", a
+    name for "who"), or not shown.
     """
 
     def __init__(self, store: ArticleStore, no_answer_threshold: float, max_answers: int,
@@ -272,7 +276,8 @@ class AnswerAssembler:
             spans.sort(key=lambda s: -s.evidence)
             _, doc_id, start, end, _ = spans[0]
             text = self.store.article_text(doc_id)[start:end]
-            if merged and not self._also_possible(key, text, evidence, ranked[0], kind):
+            if merged and not (self._also_possible(key, text, evidence, ranked[0], kind)
+                               and not self._fragment_of_lead(spans, ranked[0][2])):
                 continue
             located = {self._exact(text, s.doc_id, s.start, s.end) for s in spans} - {None}
             corroborating = self.store.lexical_search(text, 10)
@@ -295,6 +300,21 @@ class AnswerAssembler:
         lead_evidence, lead_key, _ = lead
         return (len(key.split()) <= self.also_possible_max_words and lead_evidence - evidence <= self.also_possible_within
                 and key not in lead_key and lead_key not in key and fits(kind, text))
+
+    def _fragment_of_lead(self, spans: list[_AnswerSpan], lead_spans: list[_AnswerSpan]) -> bool:
+        """Whether the answer is another piece of the lead answer's own name: it overlaps a lead span, or
+        only capitalised words lie between them ("District" and "Judge" beside "Rudolph Contreras" in
+        "District Judge Rudolph Contreras"), where "Beijing and Shanghai" stay two answers."""
+        for span in spans:
+            for lead in lead_spans:
+                if span.doc_id != lead.doc_id:
+                    continue
+                if span.start < lead.end and lead.start < span.end:
+                    return True
+                gap = self.store.article_text(span.doc_id)[min(span.end, lead.end):max(span.start, lead.start)]
+                if _NAME_GAP.fullmatch(gap):
+                    return True
+        return False
 
     def _exact(self, text: str, doc_id: str, start: int, end: int) -> tuple[str, int, int] | None:
         """Where `text` itself sits at or around a span that matched it only after normalisation."""

@@ -82,3 +82,20 @@ def test_also_possible_answers_are_of_the_kind_the_question_asks_for(real_pipeli
     result = real_pipeline.ask("When was Xiaomi removed from the list?")
     assert not result.no_answer and fits("date", result.answers[0].text)
     assert all(fits("date", answer.text) for answer in result.answers[1:]), [a.text for a in result.answers]
+
+
+def test_also_possible_answers_are_not_pieces_of_the_lead_answers_name(real_pipeline):
+    """"Which judge ruled in favor of Xiaomi?" once offered "Rudolph Contreras", "Also possible: Judge" and
+    "District", all three from "District Judge Rudolph Contreras"."""
+    import re
+
+    result = real_pipeline.ask("Which judge ruled in favor of Xiaomi?")
+    assert not result.no_answer
+    lead = result.answers[0]
+    for citation in lead.citations:
+        before = citation.snippet[:citation.answer_start]
+        after = citation.snippet[citation.answer_end:]
+        for other in result.answers[1:]:
+            joined_before = re.search(re.escape(other.text) + r"\s*(?:[A-Z][\w.'’-]*\s+){0,3}$", before)
+            joined_after = re.match(r"\s*(?:[A-Z][\w.'’-]*\s+){0,3}" + re.escape(other.text), after)
+            assert not (joined_before or joined_after), (lead.text, other.text, citation.snippet)
