@@ -191,7 +191,7 @@ class SentenceFocuser:
         return passages
 
 
-_NAME_GAP = re.compile(r"\s*(?:[A-Z][\w.'’-]*\s+){0,3}")
+_NAME_GAP = re.compile(r"\s*(?:[A-Z][a-z][\w.'’-]*\s+){0,3}")  # title-case words: not "CEO" in "Xiaomi CEO Lei Jun"
 
 
 class _AnswerSpan(NamedTuple):
@@ -303,7 +303,7 @@ class AnswerAssembler:
 
     def _fragment_of_lead(self, spans: list[_AnswerSpan], lead_spans: list[_AnswerSpan]) -> bool:
         """Whether the answer is another piece of the lead answer's own name: it overlaps a lead span, or
-        only capitalised words lie between them ("District" and "Judge" beside "Rudolph Contreras" in
+        only title-case words lie between them ("District" and "Judge" beside "Rudolph Contreras" in
         "District Judge Rudolph Contreras"), where "Beijing and Shanghai" stay two answers."""
         for span in spans:
             for lead in lead_spans:
