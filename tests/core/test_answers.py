@@ -96,6 +96,6 @@ def test_also_possible_answers_are_not_pieces_of_the_lead_answers_name(real_pipe
         before = citation.snippet[:citation.answer_start]
         after = citation.snippet[citation.answer_end:]
         for other in result.answers[1:]:
-            joined_before = re.search(re.escape(other.text) + r"\s*(?:[A-Z][\w.'’-]*\s+){0,3}$", before)
-            joined_after = re.match(r"\s*(?:[A-Z][\w.'’-]*\s+){0,3}" + re.escape(other.text), after)
+            joined_before = re.search(re.escape(other.text) + r"\s*(?:[A-Z][a-z][\w.'’-]*\s+){0,3}$", before)
+            joined_after = re.match(r"\s*(?:[A-Z][a-z][\w.'’-]*\s+){0,3}" + re.escape(other.text), after)
             assert not (joined_before or joined_after), (lead.text, other.text, citation.snippet)
