@@ -63,10 +63,12 @@ def split_sentences(doc_id: str, text: str) -> list[Sentence]:
                 end -= 1
             while start < end and text[start].isspace():
                 start += 1
-            if end > start and sentences and sentences[-1].start >= paragraph_start and \
-                    _continues(text[sentences[-1].start:sentences[-1].end], text[start:end]):
-                sentences[-1] = Sentence(doc_id, sentences[-1].index, sentences[-1].start, end)
-            elif end > start:
+            if end <= start:
+                continue
+            previous = sentences[-1] if sentences and sentences[-1].start >= paragraph_start else None
+            if previous and _continues(text[previous.start:previous.end], text[start:end]):
+                sentences[-1] = Sentence(doc_id, previous.index, previous.start, end)
+            else:
                 sentences.append(Sentence(doc_id, len(sentences), start, end))
         if match:
             paragraph_start = match.end()

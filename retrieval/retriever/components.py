@@ -12,6 +12,7 @@ step after it.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 import re
 from bisect import bisect_right
@@ -276,8 +277,7 @@ class AnswerAssembler:
             spans.sort(key=lambda s: -s.evidence)
             _, doc_id, start, end, _ = spans[0]
             text = self.store.article_text(doc_id)[start:end]
-            if merged and not (self._also_possible(key, text, evidence, ranked[0], kind)
-                               and not self._fragment_of_lead(spans, ranked[0][2])):
+            if merged and not self._also_possible(key, text, spans, evidence, ranked[0], kind):
                 continue
             located = {self._exact(text, s.doc_id, s.start, s.end) for s in spans} - {None}
             corroborating = self.store.lexical_search(text, 10)
@@ -294,26 +294,26 @@ class AnswerAssembler:
     def _score(self, evidence: float) -> float:
         return 1.0 / (1.0 + math.exp(-self.calibration_factor * evidence))
 
-    def _also_possible(self, key: str, text: str, evidence: float, lead: tuple, kind: str | None) -> bool:
-        """Short, close to the lead answer's evidence, neither inside it nor holding it, and of the kind the
-        question asks for ("When …?" → "Also possible: Later" is no alternative)."""
-        lead_evidence, lead_key, _ = lead
+    def _also_possible(self, key: str, text: str, spans: list[_AnswerSpan], evidence: float, lead: tuple,
+                       kind: str | None) -> bool:
+        """Short, close to the lead answer's evidence, neither inside it nor holding it nor another piece of
+        its name, and of the kind the question asks for ("When …?" → "Also possible: Later" is no alternative)."""
+        lead_evidence, lead_key, lead_spans = lead
         return (len(key.split()) <= self.also_possible_max_words and lead_evidence - evidence <= self.also_possible_within
-                and key not in lead_key and lead_key not in key and fits(kind, text))
+                and key not in lead_key and lead_key not in key and fits(kind, text)
+                and not self._fragment_of_lead(spans, lead_spans))
 
     def _fragment_of_lead(self, spans: list[_AnswerSpan], lead_spans: list[_AnswerSpan]) -> bool:
         """Whether the answer is another piece of the lead answer's own name: it overlaps a lead span, or
         only title-case words lie between them ("District" and "Judge" beside "Rudolph Contreras" in
         "District Judge Rudolph Contreras"), where "Beijing and Shanghai" stay two answers."""
-        for span in spans:
-            for lead in lead_spans:
-                if span.doc_id != lead.doc_id:
-                    continue
-                if span.start < lead.end and lead.start < span.end:
-                    return True
-                gap = self.store.article_text(span.doc_id)[min(span.end, lead.end):max(span.start, lead.start)]
-                if _NAME_GAP.fullmatch(gap):
-                    return True
+        for span, lead in itertools.product(spans, lead_spans):
+            if span.doc_id != lead.doc_id:
+                continue
+            overlapping = span.start < lead.end and lead.start < span.end
+            if overlapping or _NAME_GAP.fullmatch(
+                    self.store.article_text(span.doc_id)[min(span.end, lead.end):max(span.start, lead.start)]):
+                return True
         return False
 
     def _exact(self, text: str, doc_id: str, start: int, end: int) -> tuple[str, int, int] | None:
