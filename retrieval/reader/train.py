@@ -140,6 +140,15 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# Mix settings added after runs were planned: at their defaults they are left out of a plan's
+# identity, so that those runs still resume.
+_LATER_MIX_DEFAULTS = {"negatives_by": "random"}
+
+
+def _mix_identity(entry: MixEntry) -> dict:
+    return {k: v for k, v in asdict(entry).items() if _LATER_MIX_DEFAULTS.get(k, object()) != v}
+
+
 def data_identity(campaign: dict) -> dict:
     """What decides the training data: every file's digest and every setting that shapes the features."""
     train_dir = Path(campaign["train_dir"])
@@ -147,7 +156,7 @@ def data_identity(campaign: dict) -> dict:
     for entry in campaign["mix"]:
         for path in sorted(train_dir.glob(entry.path)):
             files[str(path.relative_to(train_dir))] = _sha256(path)
-    return {"files": files, "mix": [asdict(e) for e in campaign["mix"]], "features": campaign["features"],
+    return {"files": files, "mix": [_mix_identity(e) for e in campaign["mix"]], "features": campaign["features"],
             "held_out": campaign.get("held_out"), "features_version": FEATURES_VERSION,
             "data_seed": campaign["schedule"]["seed"]}
 

@@ -141,22 +141,40 @@ def load_subjqa_csv(path: Path, source: str, skipped: list[str] | None = None) -
     return examples
 
 
-def same_document_negatives(examples: list[QAExample], rate: float, rng: random.Random) -> list[QAExample]:
+def _content_words(text: str) -> set[str]:
+    from bm25s.stopwords import STOPWORDS_EN
+
+    return {w for w in re.findall(r"\w+", text.lower()) if w not in STOPWORDS_EN}
+
+
+def same_document_negatives(examples: list[QAExample], rate: float, rng: random.Random,
+                            chosen_by: str = "random") -> list[QAExample]:
     """Pair questions with another paragraph of their own document that lacks every answer.
 
     This is what a reader meets behind a retriever: on-topic text that does not answer.
+    `chosen_by="question_overlap"` takes the paragraphs that share the most words with the question
+    first, the distractors a retriever actually serves (Clark & Gardner 2018 train on those);
+    "random" takes any.
     """
     by_document: dict[str, list[str]] = {}
     for example in examples:
         contexts = by_document.setdefault(example.source, [])
         if not contexts or contexts[-1] != example.context:
             contexts.append(example.context)
+    words_of: dict[str, set[str]] = {}
     negatives = []
     for example in examples:
         if not example.answerable or rng.random() >= rate:
             continue
         others = [c for c in by_document.get(example.source, []) if c != example.context]
-        rng.shuffle(others)
+        if chosen_by == "random":
+            rng.shuffle(others)
+        else:
+            asked = _content_words(example.question)
+            for other in others:
+                if other not in words_of:
+                    words_of[other] = _content_words(other)
+            others.sort(key=lambda c: len(asked & words_of[c]), reverse=True)
         for other in others[:5]:
             lowered = other.lower()
             if not any(text.lower() in lowered for text, _ in example.answers):
@@ -258,8 +276,13 @@ class MixEntry:
     loader: str = "squad"               # "squad" or "subjqa"
     sample: int | None = None           # examples drawn from it (None: all)
     same_document_negatives: float = 0.0
+    negatives_by: str = "random"        # how those paragraphs are chosen: "random" or "question_overlap"
     edited_negatives: float = 0.0       # share of its answerable questions edited into unanswerables
     sentence_windows: float = 0.0       # share of its examples cut to a window of a few sentences
+
+    def __post_init__(self):
+        if self.negatives_by not in ("random", "question_overlap"):
+            raise TypeError(f"{self.path}: negatives_by {self.negatives_by!r} is not 'random' or 'question_overlap'")
 
 
 def held_out_documents(examples: list[QAExample], every_nth: int) -> set[str]:
@@ -354,7 +377,7 @@ def load_mix(train_dir: Path, mix: list[MixEntry] = DEFAULT_MIX, seed: int = 42,
         excluded = (held_out or {}).get(entry.path, set())
         examples = [e for e in examples if e.source not in excluded]
         held = total - len(examples)
-        negatives = same_document_negatives(examples, entry.same_document_negatives, rng)
+        negatives = same_document_negatives(examples, entry.same_document_negatives, rng, entry.negatives_by)
         if entry.sample is not None and entry.sample < len(examples):
             examples = rng.sample(examples, entry.sample)
         negatives = negatives[: int(len(examples) * entry.same_document_negatives)]

@@ -109,3 +109,35 @@ def test_same_document_negatives_lack_every_answer():
         assert not negative.answerable
         source = next(e for e in examples() + [other] if e.qid == negative.qid.removesuffix("-neg"))
         assert all(text.lower() not in negative.context.lower() for text, _ in source.answers)
+
+
+def test_negatives_chosen_by_question_overlap_are_the_on_topic_paragraphs():
+    asked = QAExample("q", "Who founded the Armenian Apostolic Church in 301?", CONTEXT,
+                      [("Gregory the Illuminator", CONTEXT.index("Gregory the Illuminator"))], "doc")
+    off_topic = QAExample("o", "What river?", "The Araxes river flows south of Yerevan.", [("Araxes", 4)], "doc")
+    seat = "The church's seat since 301 is Etchmiadzin, home of the Armenian Apostolic Church's Catholicos."
+    on_topic = QAExample("t", "What is its seat?", seat, [("Etchmiadzin", seat.index("Etchmiadzin"))], "doc")
+    for seed in range(5):
+        negatives = same_document_negatives([asked, off_topic, on_topic], 1.0, random.Random(seed), "question_overlap")
+        assert next(n for n in negatives if n.qid == "q-neg").context == on_topic.context
+
+
+def test_campaign_with_an_unknown_negatives_choice_is_refused_in_one_line(tmp_path):
+    campaign = tmp_path / "config" / "c.yaml"
+    campaign.parent.mkdir()
+    campaign.write_text("name: c\ninit_from: m\ntrain_dir: t\nfeatures: {}\nschedule: {}\n"
+                        "mix:\n  - {path: a.json, same_document_negatives: 0.5, negatives_by: closest}\n")
+    with pytest.raises(train.CampaignError, match="negatives_by 'closest'"):
+        train.load_campaign(campaign)
+
+
+def test_runs_planned_before_negatives_by_existed_still_resume(tmp_path):
+    from retrieval.reader.training_data import MixEntry
+
+    def identity(**entry):
+        campaign = {"train_dir": str(tmp_path), "features": {}, "schedule": {"seed": 1},
+                    "mix": [MixEntry("a.json", same_document_negatives=0.5, **entry)]}
+        return train.data_identity(campaign)
+
+    assert "negatives_by" not in identity()["mix"][0]
+    assert identity(negatives_by="question_overlap")["mix"][0]["negatives_by"] == "question_overlap"
