@@ -656,6 +656,28 @@ def lower_autogroup_priority(pid: int) -> None:
         pass  # no autogroup (other kernels, or not permitted): nice alone applies
 
 
+# Allocators that keep freed memory for reuse. glibc hands every block over 32 MB (a step's
+# attention and activation tensors) back to the kernel when it is freed, and on these virtual
+# machines faulting it back in each step is dear: a 16 x 256 training step measured 5.1 s with
+# glibc (2.8 s of it system time), 3.0 s with tcmalloc and 3.2 s with jemalloc (training paused).
+CACHING_ALLOCATORS = [
+    ("/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4", {"TCMALLOC_RELEASE_RATE": "0",
+                                                            "TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD": str(1 << 40)}),
+    ("/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", {"MALLOC_CONF": "dirty_decay_ms:-1,muzzy_decay_ms:-1"}),
+]
+
+
+def caching_allocator_env(environ: dict[str, str], candidates=CACHING_ALLOCATORS) -> tuple[dict[str, str], str | None]:
+    """The trainer's environment with the first installed caching allocator preloaded, and its path
+    (None when none is installed, or one is already preloaded: glibc's malloc then stays)."""
+    if environ.get("LD_PRELOAD"):
+        return dict(environ), None
+    for library, settings in candidates:
+        if Path(library).exists():
+            return {**environ, **settings, "LD_PRELOAD": library}, library
+    return dict(environ), None
+
+
 def start_in_background(argv: list[str], run_dir: Path) -> int:
     """Re-run this command detached, under nice -n 19, in its own process group."""
     ensure_writable(run_dir)
@@ -665,15 +687,18 @@ def start_in_background(argv: list[str], run_dir: Path) -> int:
         return 0
     log = run_dir / "train.log"
     child_argv = [a for a in argv if a != "--background"]
+    environ, allocator = caching_allocator_env(dict(os.environ))
     with log.open("a") as handle:
         process = subprocess.Popen(["nice", "-n", "19", sys.executable, "-m", "retrieval.reader.train", *child_argv],
                                    stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                   start_new_session=True, cwd=os.getcwd())
+                                   start_new_session=True, cwd=os.getcwd(), env=environ)
     (run_dir / PID_FILE).write_text(str(process.pid))
     lower_autogroup_priority(process.pid)
     print(f"training {run_dir.name} in the background: pid {process.pid} (process group {process.pid}), log {log}\n"
           f"pause: kill -STOP -{process.pid}   resume: kill -CONT -{process.pid}   "
-          f"status: python -m retrieval.reader.train --status {run_dir.name}")
+          f"status: python -m retrieval.reader.train --status {run_dir.name}\n"
+          + (f"allocator: {allocator}" if allocator else
+             "allocator: glibc malloc (apt-get install libtcmalloc-minimal4 makes steps about 1.7x faster)"))
     return 0
 
 

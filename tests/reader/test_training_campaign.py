@@ -182,3 +182,16 @@ def test_the_held_out_file_can_carry_edited_unanswerable_questions(tmp_path):
     assert [qa["question"] for qa in answerable] == [q for q, _ in PARAGRAPHS[0][1]]
     assert edited and all(qa["answers"] == [] for qa in edited)
     assert not {qa["question"] for qa in edited} & {q for q, _ in PARAGRAPHS[0][1]}
+
+
+def test_background_trainer_preloads_the_first_installed_caching_allocator(tmp_path):
+    missing, installed, second = tmp_path / "libmissing.so", tmp_path / "libtcmalloc.so", tmp_path / "libjemalloc.so"
+    installed.write_bytes(b"")
+    second.write_bytes(b"")
+    candidates = [(str(missing), {"A": "1"}), (str(installed), {"B": "2"}), (str(second), {"C": "3"})]
+    environ, chosen = train.caching_allocator_env({"PATH": "/bin"}, candidates)
+    assert chosen == str(installed)
+    assert environ == {"PATH": "/bin", "B": "2", "LD_PRELOAD": str(installed)}
+    # a preload the user chose is left alone, and nothing installed leaves glibc's malloc
+    assert train.caching_allocator_env({"LD_PRELOAD": "/x.so"}, candidates) == ({"LD_PRELOAD": "/x.so"}, None)
+    assert train.caching_allocator_env({}, candidates[:1]) == ({}, None)
