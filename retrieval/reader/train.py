@@ -29,6 +29,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import asdict
 from pathlib import Path
 
@@ -667,7 +668,7 @@ CACHING_ALLOCATORS = [
 ]
 
 
-def caching_allocator_env(environ: dict[str, str], candidates=CACHING_ALLOCATORS) -> tuple[dict[str, str], str | None]:
+def caching_allocator_env(environ: Mapping[str, str], candidates=CACHING_ALLOCATORS) -> tuple[dict[str, str], str | None]:
     """The trainer's environment with the first installed caching allocator preloaded, and its path
     (None when none is installed, or one is already preloaded: glibc's malloc then stays)."""
     if environ.get("LD_PRELOAD"):
@@ -687,7 +688,7 @@ def start_in_background(argv: list[str], run_dir: Path) -> int:
         return 0
     log = run_dir / "train.log"
     child_argv = [a for a in argv if a != "--background"]
-    environ, allocator = caching_allocator_env(dict(os.environ))
+    environ, allocator = caching_allocator_env(os.environ)
     with log.open("a") as handle:
         process = subprocess.Popen(["nice", "-n", "19", sys.executable, "-m", "retrieval.reader.train", *child_argv],
                                    stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -141,12 +141,6 @@ def load_subjqa_csv(path: Path, source: str, skipped: list[str] | None = None) -
     return examples
 
 
-def _content_words(text: str) -> set[str]:
-    from bm25s.stopwords import STOPWORDS_EN
-
-    return {w for w in re.findall(r"\w+", text.lower()) if w not in STOPWORDS_EN}
-
-
 def same_document_negatives(examples: list[QAExample], rate: float, rng: random.Random,
                             chosen_by: str = "random") -> list[QAExample]:
     """Pair questions with another paragraph of their own document that lacks every answer.
@@ -161,6 +155,8 @@ def same_document_negatives(examples: list[QAExample], rate: float, rng: random.
         contexts = by_document.setdefault(example.source, [])
         if not contexts or contexts[-1] != example.context:
             contexts.append(example.context)
+    from retrieval.retriever.components import terms  # the content words the serving code matches on
+
     words_of: dict[str, set[str]] = {}
     negatives = []
     for example in examples:
@@ -170,10 +166,10 @@ def same_document_negatives(examples: list[QAExample], rate: float, rng: random.
         if chosen_by == "random":
             rng.shuffle(others)
         else:
-            asked = _content_words(example.question)
+            asked = set(terms(example.question))
             for other in others:
                 if other not in words_of:
-                    words_of[other] = _content_words(other)
+                    words_of[other] = set(terms(other))
             others.sort(key=lambda c: len(asked & words_of[c]), reverse=True)
         for other in others[:5]:
             lowered = other.lower()
