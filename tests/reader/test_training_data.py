@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from retrieval.config import REPO_ROOT
 from retrieval.reader import train
 from retrieval.reader.training_data import (QAExample, TrainingDataError, load_squad_file, load_subjqa_csv,
                                             perturbed_question_negatives, same_document_negatives)
@@ -141,3 +142,13 @@ def test_runs_planned_before_negatives_by_existed_still_resume(tmp_path):
 
     assert "negatives_by" not in identity()["mix"][0]
     assert identity(negatives_by="question_overlap")["mix"][0]["negatives_by"] == "question_overlap"
+
+
+@pytest.mark.parametrize("campaign_file", sorted((REPO_ROOT / "config").glob("reader-campaign*.yaml")),
+                         ids=lambda p: p.name)
+def test_every_campaign_in_config_loads_and_reads_only_training_files(campaign_file):
+    campaign = train.load_campaign(campaign_file)
+    identity = train.data_identity(campaign)
+    # every mix entry matched at least one file, and none of them is a benchmark file
+    assert len(identity["files"]) >= len(campaign["mix"])
+    assert not any("benchmark" in name for name in identity["files"])
