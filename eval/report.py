@@ -23,7 +23,7 @@ table.narrow{width:auto;min-width:420px}.na{color:#8a93a3;font-style:italic}
 
 HEADLINE_METRICS = ("f1", "em", "recall@1", "recall@5", "recall@k", "mrr", "citation_precision",
                     "snippet_holds_answer", "no_answer_accuracy", "no_answer_precision", "no_answer_recall",
-                    "latency_p50_ms", "latency_p95_ms")
+                    "no_answer_auc", "latency_p50_ms", "latency_p95_ms")
 F1_COLOUR, EM_COLOUR = "#3b6fd4", "#9db8ec"
 
 

@@ -40,6 +40,7 @@ class ItemOutcome:
     citations: list[tuple[str, str]]  # (doc_id, snippet) of the best answer
     retrieved: list[str]  # article ids in fused rank order, deduplicated (answerable items only)
     latency_ms: float
+    best_score: float = math.nan  # the best answer's score before the no-answer threshold
     em: float = field(init=False)
     f1: float = field(init=False)
 
@@ -61,20 +62,21 @@ class ItemOutcome:
 
     def to_json(self) -> dict:
         return {"id": self.item.id, "question": self.item.question, "prediction": self.prediction,
-                "no_answer": self.no_answer, "score": round(self.score, 4),
+                "no_answer": self.no_answer, "score": round(self.score, 4), "best_score": round(self.best_score, 4),
                 "citations": [doc_id for doc_id, _ in self.citations], "em": self.em, "f1": round(self.f1, 4),
                 "expected": list(self.item.answers), "sources": list(self.item.sources),
                 "retrieved": self.retrieved, "tags": list(self.item.tags)}
 
 
 def ask_gold_item(pipeline, item: GoldItem) -> ItemOutcome:
-    result = pipeline.ask(item.question)
+    trace = pipeline.trace(item.question)
+    result = trace["result"]
     best = None if result.no_answer else result.best
     return ItemOutcome(item=item, prediction=best.text if best else None, score=best.score if best else 0.0,
                        citations=[(c.doc_id, c.snippet) for c in best.citations] if best else [],
                        # retrieval is scored by gold source, so unanswerable items skip the extra run
                        retrieved=list(dict.fromkeys(pipeline.retrieve(item.question))) if item.answerable else [],
-                       latency_ms=result.latency_ms)
+                       latency_ms=result.latency_ms, best_score=trace["best_score"])
 
 
 def _ratio(numerator: float, denominator: float) -> float:
@@ -87,6 +89,18 @@ def no_answer_metrics(predicted: Sequence[bool], expected: Sequence[bool]) -> di
     return {"no_answer_precision": _ratio(true_positives, sum(predicted)),
             "no_answer_recall": _ratio(true_positives, sum(expected)),
             "no_answer_accuracy": mean(float(p == e) for p, e in zip(predicted, expected))}
+
+
+def no_answer_auc(outcomes: Sequence[ItemOutcome]) -> float:
+    """How well the score before the threshold ranks answerable questions above unanswerable ones (ROC
+    AUC, ties count half): a reader's separation at every threshold at once, so a candidate whose
+    no-answer accuracy fails at its tuned threshold can be told from one that no threshold would save."""
+    answerable = [o.best_score for o in outcomes if o.item.answerable]
+    unanswerable = [o.best_score for o in outcomes if not o.item.answerable]
+    if not answerable or not unanswerable or any(math.isnan(s) for s in answerable + unanswerable):
+        return math.nan
+    above = sum((a > u) + 0.5 * (a == u) for a in answerable for u in unanswerable)
+    return above / (len(answerable) * len(unanswerable))
 
 
 def summarize(outcomes: Sequence[ItemOutcome]) -> dict:
@@ -109,6 +123,7 @@ def summarize(outcomes: Sequence[ItemOutcome]) -> dict:
         "snippet_holds_answer": _ratio(sum(o.precise_citations() > 0 for o in answered if o.item.answerable),
                                        sum(o.item.answerable for o in answered)),
         **no_answer_metrics([o.no_answer for o in outcomes], [not o.item.answerable for o in outcomes]),
+        "no_answer_auc": no_answer_auc(outcomes),
         "latency_p50_ms": percentile(latencies, 50), "latency_p95_ms": percentile(latencies, 95),
     }
 

@@ -20,16 +20,16 @@ def test_summary_metrics_on_known_outcomes():
     outcomes = [
         # right answer, gold source ranked 1st, one of two citations precise
         ItemOutcome(item("a", ["Lei Jun"], ["d1", "d2"], ["multi"]), "Lei Jun", 0.9,
-                    [("d2", "Lei Jun, chair of Xiaomi, said"), ("d3", "Lei Jun said")], ["d1", "d3"], 100.0),
+                    [("d2", "Lei Jun, chair of Xiaomi, said"), ("d3", "Lei Jun said")], ["d1", "d3"], 100.0, best_score=0.9),
         # partly right, gold source ranked 2nd
         ItemOutcome(item("b", ["Rudolph Contreras"], ["d1"]), "Judge Rudolph Contreras", 0.7,
-                    [("d1", "Judge Rudolph Contreras said")], ["d3", "d1"], 200.0),
+                    [("d1", "Judge Rudolph Contreras said")], ["d3", "d1"], 200.0, best_score=0.7),
         # abstained although answerable, gold source not retrieved
-        ItemOutcome(item("c", ["Huawei"], ["d4"]), None, 0.0, [], ["d1", "d2", "d3"], 300.0),
+        ItemOutcome(item("c", ["Huawei"], ["d4"]), None, 0.0, [], ["d1", "d2", "d3"], 300.0, best_score=0.4),
         # rightly abstained
-        ItemOutcome(item("d", tags=["unanswerable"]), None, 0.0, [], [], 400.0),
+        ItemOutcome(item("d", tags=["unanswerable"]), None, 0.0, [], [], 400.0, best_score=0.3),
         # answered an unanswerable question: its citation is imprecise
-        ItemOutcome(item("e", tags=["unanswerable", "chrome"]), "Binance", 0.6, [("d1", "Binance")], [], 500.0),
+        ItemOutcome(item("e", tags=["unanswerable", "chrome"]), "Binance", 0.6, [("d1", "Binance")], [], 500.0, best_score=0.6),
     ]
     summary = summarize(outcomes)
     assert summary["em"] == pytest.approx(2 / 5) and summary["f1"] == pytest.approx((1 + 0.8 + 0 + 1 + 0) / 5)
@@ -39,8 +39,12 @@ def test_summary_metrics_on_known_outcomes():
     assert summary["snippet_holds_answer"] == 1.0  # "a" and "b" (answered, answerable) each show the answer
     assert summary["no_answer_precision"] == 0.5 and summary["no_answer_recall"] == 0.5
     assert summary["no_answer_accuracy"] == pytest.approx(3 / 5)
+    # before the threshold, "c" (refused, answerable) still ranks above "d" but below "e": 5 of 6 pairs
+    assert summary["no_answer_auc"] == pytest.approx(5 / 6)
     assert summary["latency_p50_ms"] == 300.0 and summary["latency_p95_ms"] == pytest.approx(480.0)
     tags = per_tag(outcomes)
+    without_scores = [ItemOutcome(o.item, o.prediction, o.score, o.citations, o.retrieved, o.latency_ms) for o in outcomes]
+    assert math.isnan(summarize(without_scores)["no_answer_auc"])
     assert list(tags) == ["chrome", "multi", "single", "unanswerable"]
     assert tags["unanswerable"] == {"n": 2, "em": 0.5, "f1": 0.5} and tags["single"]["f1"] == pytest.approx(0.4)
 
