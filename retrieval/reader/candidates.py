@@ -127,7 +127,8 @@ def check(model: Path, threshold: float, limit: int | None, data_dir: Path, ship
     settings = ["--set", f"reader.model={model.resolve()}", "--set", f"reader.no_answer_threshold={threshold}"]
     limited = ["--limit", str(limit)] if limit else []
     gold = _byline(*settings, "--data-dir", str(data_dir), "eval", "--json")["summary"]
-    figures = {"gold": {"exact": gold["em"], **{k: gold[k] for k in ("f1", "no_answer_accuracy", "citation_precision", "recall@5")}},
+    figures = {"gold": {"exact": gold["em"], **{k: gold[k] for k in ("f1", "no_answer_accuracy", "no_answer_auc",
+                                                                    "citation_precision", "recall@5")}},
                "samples": {}}
     failing = [reason for passes, reason in gold_comparisons(figures, shipped or {}) if not passes]
     for name in ("squad-dev-v1.1", "squad-dev-v2.0"):
