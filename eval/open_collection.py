@@ -133,7 +133,8 @@ def ask_all(pipeline, questions: list[OpenQuestion], v2: bool, progress=None) ->
         own_prediction = None if (v2 and own_score < threshold) else own_text
         row = {"id": q.id, "question": q.question, "impossible": q.impossible, "prediction": prediction,
                "em": em, "f1": f1, "reader_only_f1": score_prediction(own_prediction, answers)[1],
-               "latency_ms": latency, "reader_tokens": reader_tokens(tokenizer, q.question, trace["passages"]),
+               "best_score": trace["best_score"], "latency_ms": latency,
+               "reader_tokens": reader_tokens(tokenizer, q.question, trace["passages"]),
                "gold_cited": bool(result.best and q.doc_id in result.best.articles)}
         if not q.impossible:
             best_before_threshold = trace["best_span"]

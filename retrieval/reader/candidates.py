@@ -1,14 +1,15 @@
 """Turn a training run's checkpoints into a reader candidate, and judge it by the ship rule.
 
     python -m retrieval.reader.candidates average --run reader-campaign-1 --last 4 [--init-share 0.5] --out build/candidate
-    python -m retrieval.reader.candidates tune --model build/candidate --campaign config/reader-campaign.yaml
+    python -m retrieval.reader.candidates tune --model build/candidate --campaign config/reader-campaign.yaml [--open FILE]
     python -m retrieval.reader.candidates check --model build/candidate --threshold 0.55 [--limit N]
 
 `average` averages the weights of the run's last N checkpoint snapshots (a free gain when it pays;
 `--last 1` takes the newest as it is), blended with the run's starting weights when `--init-share`
 is given. `tune` chooses the no-answer threshold on the campaign's
 held-out training documents (their questions, and edited unanswerable copies of them, read by the
-serving reader's span-against-[CLS] score), never on the SQuAD dev sets. `check` measures the
+serving reader's span-against-[CLS] score), never on the SQuAD dev sets; with `--open`, also end to end
+on a collection of those documents with unanswerable questions, whose threshold it then chooses. `check` measures the
 full dev sets and their 1,000-question spread samples reader-only and the gold set end to end, each through `byline`, and prints the ship
 rule's verdict against the shipped reader's figures in models/byline-reader/training.json.
 """
@@ -21,6 +22,7 @@ import os
 import random
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from retrieval.config import REPO_ROOT
@@ -91,25 +93,55 @@ def held_out_tuning_set(campaign: dict) -> list[tuple[str, str, list[str]]]:
             + [(e.question, e.context, []) for e in negatives])
 
 
+def plateau_threshold(rows: list[tuple[float, float, float]]) -> tuple[float, float, Callable[[float], float]]:
+    """(threshold, best mean F1, F1 at a threshold) over rows of (best score before the threshold, F1
+    when answered, F1 when refused): the middle of the best thresholds, so that a flat top is not read
+    at its edge."""
+    from eval.metrics import mean
+
+    def f1_at(threshold):
+        return mean(refused if score < threshold else answered for score, answered, refused in rows)
+
+    # F1 changes only at a score, so each gap between neighbouring scores is tried at its middle
+    scores = sorted({score for score, _, _ in rows})
+    gaps = [(low + high) / 2 for low, high in zip(scores, scores[1:])]
+    scored = [(f1_at(t), t) for t in [0.0, *(round(t, 4) for t in gaps), scores[-1] + 1e-4]]
+    best = max(f1 for f1, _ in scored)
+    plateau = [t for f1, t in scored if f1 >= best - 1e-9]
+    return plateau[len(plateau) // 2], best, f1_at
+
+
 def tune_threshold(model: Path, campaign: dict) -> dict:
-    from eval.metrics import mean, score_prediction
+    from eval.metrics import score_prediction
     from retrieval.reader.extractive import load_reader
 
     reader = load_reader(str(model))
     questions, contexts, answer_lists = zip(*held_out_tuning_set(campaign))
     rows = [(score, score_prediction(text, answers)[1], 1.0 if not answers else 0.0)
             for (text, score), answers in zip(reader.best_spans(list(questions), list(contexts)), answer_lists)]
-    candidates = sorted({round(score, 3) for score, _, _ in rows})
-
-    def f1_at(threshold):
-        return mean(no_answer if score < threshold else f1 for score, f1, no_answer in rows)
-
-    scored = [(f1_at(t), t) for t in candidates]
-    best = max(f1 for f1, _ in scored)
-    plateau = [t for f1, t in scored if f1 >= best - 1e-9]
-    chosen = plateau[len(plateau) // 2]
+    chosen, best, f1_at = plateau_threshold(rows)
     return {"threshold": chosen, "held_out_f1": round(100 * best, 2), "questions": len(rows),
             "unanswerable": int(sum(r[2] for r in rows)), "f1_at_0.5": round(100 * f1_at(0.5), 2)}
+
+
+def collection_rows(rows: list[dict]) -> list[tuple[float, float, float]]:
+    """`eval --open` rows asked with no threshold, as (best score, F1 answered, F1 refused)."""
+    return [(r["best_score"], r["f1"], 1.0 if r["impossible"] else 0.0) for r in rows]
+
+
+def tune_on_collection(model: Path, path: Path, limit: int | None) -> dict:
+    """The threshold chosen end to end: every question of a SQuAD-format collection of training
+    articles asked through the whole pipeline once with no threshold, then the threshold swept over
+    each question's best score before it (the pipeline's top answer is the same at any threshold it
+    passes, so the sweep is exact)."""
+    from eval.open_collection import run_open
+    from retrieval.config import load_config
+
+    config = load_config(overrides={"reader.model": str(model.resolve()), "reader.no_answer_threshold": 0.0})
+    summary, rows = run_open(path, config, limit)
+    chosen, best, _ = plateau_threshold(collection_rows(rows))
+    return {"threshold": chosen, "collection_f1": round(100 * best, 2), "questions": len(rows),
+            "unanswerable": sum(r["impossible"] for r in rows), "f1_with_no_threshold": round(summary["f1"], 2)}
 
 
 def _byline(*args: str) -> dict:
@@ -188,6 +220,10 @@ def main(argv=None) -> int:
     tune = commands.add_parser("tune")
     tune.add_argument("--model", type=Path, required=True)
     tune.add_argument("--campaign", type=Path, default=REPO_ROOT / "config" / "reader-campaign.yaml")
+    tune.add_argument("--open", type=Path, metavar="FILE",
+                      help="also tune end to end on this SQuAD-format collection of training articles "
+                           "(from train --write-held-out ... --unanswerable 0.5); its threshold is the one chosen")
+    tune.add_argument("--limit", type=int, default=400, help="with --open: questions spread over the file")
     checking = commands.add_parser("check")
     checking.add_argument("--model", type=Path, required=True)
     checking.add_argument("--threshold", type=float, required=True)
@@ -202,7 +238,11 @@ def main(argv=None) -> int:
         run_dir = resolve_run((args.runs_dir or default_runs_dir()).expanduser(), args.run)
         print(json.dumps({"averaged": average_snapshots(run_dir, args.last, args.out, args.init_share), "out": str(args.out)}))
     elif args.command == "tune":
-        print(json.dumps(tune_threshold(args.model, load_campaign(args.campaign))))
+        tuned = {"paragraphs": tune_threshold(args.model, load_campaign(args.campaign))}
+        if args.open:
+            tuned["collection"] = tune_on_collection(args.model, args.open, args.limit)
+        tuned["threshold"] = tuned["collection" if args.open else "paragraphs"]["threshold"]
+        print(json.dumps(tuned))
     else:
         record = json.loads((SHIPPED / "training.json").read_text()) if (SHIPPED / "training.json").exists() else {}
         figures = check(args.model, args.threshold, args.limit, args.data_dir, record.get("figures"))

@@ -105,3 +105,20 @@ def test_a_file_that_is_not_squad_shaped_names_the_first_bad_record(tmp_path):
                             text=True, cwd=REPO_ROOT)
     assert result.returncode != 0
     assert result.stderr.strip().count("\n") == 0 and "data[1]" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_threshold_swept_over_a_run_without_one_gives_the_run_at_that_threshold(test_config, tmp_path):
+    from retrieval.reader.candidates import collection_rows, plateau_threshold
+
+    path = squad_file(tmp_path / "tiny2.json", v2=True)
+    threshold = test_config["reader"]["no_answer_threshold"]
+    at_threshold, rows = run_open(path, test_config, None, cache_root=tmp_path / "cache")
+    no_threshold = {**test_config, "reader": {**test_config["reader"], "no_answer_threshold": 0.0}}
+    _, unthresholded = run_open(path, no_threshold, None, cache_root=tmp_path / "cache")
+    assert all(r["prediction"] is not None for r in unthresholded)
+    refused = [r for r in rows if r["prediction"] is None]
+    assert refused, "the off-topic question should be refused at the configured threshold"
+    assert all(r["best_score"] < threshold for r in refused)
+    chosen, best, f1_at = plateau_threshold(collection_rows(unthresholded))
+    assert 100 * f1_at(threshold) == pytest.approx(at_threshold["f1"])
+    assert best == pytest.approx(f1_at(chosen)) and best >= f1_at(threshold)
