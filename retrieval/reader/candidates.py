@@ -32,9 +32,12 @@ BENCHMARK = REPO_ROOT.parent / "shared" / "qa-data" / "benchmark"
 CURVE_SAMPLE = 1000  # the learning curve's fixed spread sample of each dev set
 
 
-def average_snapshots(run_dir: Path, last: int, out: Path, init_share: float = 0.0) -> list[str]:
-    """Write a model folder whose weights are the mean of the run's last `last` snapshots, blended with
-    the weights the run started from (`run_dir/init`) at `init_share` when that is above 0.
+def average_snapshots(run_dir: Path, last: int, out: Path, init_share: float = 0.0,
+                      blend_with: Path | None = None) -> list[str]:
+    """Write a model folder whose weights are the mean of the run's last `last` snapshots, blended at
+    `init_share`, when that is above 0, with the weights the run started from (`run_dir/init`) or with
+    the reader in `blend_with` (a campaign that started from an unshipped candidate blends with the
+    shipped reader).
 
     The blend is WiSE-FT (Wortsman et al., 2022): fine-tuned and starting weights interpolated in weight
     space. It is here because the campaign's reader, trained on SQuAD-style questions, refuses news
@@ -60,12 +63,13 @@ def average_snapshots(run_dir: Path, last: int, out: Path, init_share: float = 0
                 total[k] += v.to(torch.float64)
     averaged = {k: v / len(snapshots) for k, v in total.items()}
     if init_share:
-        init = run_dir / "init" / "model.safetensors"
+        init = (blend_with or run_dir / "init") / "model.safetensors"
         if not init.exists():
-            raise SystemExit(f"error: {init} is missing, so there is no starting reader to blend with")
+            raise SystemExit(f"error: {init} is missing, so there is no reader to blend with")
         start = load_file(str(init))
         if start.keys() != averaged.keys():
             raise SystemExit(f"error: {init} does not hold the same weights as the run's snapshots")
+        # the shipped reader is stored in fp16; the blend is taken in fp64 like the average
         averaged = {k: (1 - init_share) * v + init_share * start[k].to(torch.float64) for k, v in averaged.items()}
     averaged = {k: v.to(torch.float32).contiguous() for k, v in averaged.items()}
     out.mkdir(parents=True, exist_ok=True)
@@ -75,7 +79,8 @@ def average_snapshots(run_dir: Path, last: int, out: Path, init_share: float = 0
             shutil.copyfile(source, out / name)
     save_file(averaged, str(out / "model.safetensors"), metadata={"format": "pt"})
     (out / "averaged_from.json").write_text(json.dumps({"run": str(run_dir), "snapshots": [s.name for s in snapshots],
-                                                          "init_share": init_share}))
+                                                          "init_share": init_share,
+                                                          "blended_with": str(blend_with or run_dir / "init")}))
     return [s.name for s in snapshots]
 
 
@@ -217,6 +222,8 @@ def main(argv=None) -> int:
     average.add_argument("--out", type=Path, required=True)
     average.add_argument("--init-share", type=float, default=0.0,
                          help="blend the average with the run's starting weights at this share (0 to below 1)")
+    average.add_argument("--blend-with", type=Path, metavar="MODEL_DIR",
+                         help="with --init-share: blend with this reader instead of the run's start")
     tune = commands.add_parser("tune")
     tune.add_argument("--model", type=Path, required=True)
     tune.add_argument("--campaign", type=Path, default=REPO_ROOT / "config" / "reader-campaign.yaml")
@@ -236,7 +243,7 @@ def main(argv=None) -> int:
 
     if args.command == "average":
         run_dir = resolve_run((args.runs_dir or default_runs_dir()).expanduser(), args.run)
-        print(json.dumps({"averaged": average_snapshots(run_dir, args.last, args.out, args.init_share), "out": str(args.out)}))
+        print(json.dumps({"averaged": average_snapshots(run_dir, args.last, args.out, args.init_share, args.blend_with), "out": str(args.out)}))
     elif args.command == "tune":
         tuned = {"paragraphs": tune_threshold(args.model, load_campaign(args.campaign))}
         if args.open:

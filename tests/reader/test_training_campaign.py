@@ -129,6 +129,12 @@ def test_averaged_snapshots_ship_with_their_figures_and_curve_point(tmp_path):
     assert json.loads((blended_dir / "averaged_from.json").read_text())["init_share"] == 0.25
     with pytest.raises(SystemExit, match="below 1"):
         candidates.average_snapshots(run_dir, 2, tmp_path / "bad", init_share=1.0)
+    with_other = tmp_path / "with-other"
+    candidates.average_snapshots(run_dir, 2, with_other, init_share=0.5, blend_with=blended_dir)
+    assert torch.allclose(load_file(str(with_other / "model.safetensors"))[name],
+                          0.5 * mean[name] + 0.5 * blended[name], atol=1e-6)
+    with pytest.raises(SystemExit, match="no reader to blend with"):
+        candidates.average_snapshots(run_dir, 2, tmp_path / "bad", init_share=0.5, blend_with=tmp_path / "missing")
 
     gold = {"f1": 0.61, "exact": 0.5, "no_answer_accuracy": 0.85, "citation_precision": 0.5, "recall@5": 0.95}
     full = {"squad-dev-v1.1": {"total": 10570, "exact": 60.0, "f1": 70.0},
