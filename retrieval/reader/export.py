@@ -117,25 +117,38 @@ def curve_table(curve: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def campaign_history(record: dict) -> str:
+    """The stages and campaigns before this model's campaign, one line each."""
+    lines = [f"- Three early stages: {record['before_campaign']}."] if record.get("before_campaign") else []
+    for earlier in record.get("earlier_campaigns", []):
+        schedule = earlier["schedule"]
+        figures = earlier.get("shipped_with") or {}
+        v11, v20 = (figures.get(k, {}).get("f1") for k in ("squad-dev-v1.1", "squad-dev-v2.0"))
+        shipped = f" (full dev sets: v1.1 F1 {v11:.1f}, v2.0 F1 {v20:.1f})" if v11 and v20 else ""
+        lines.append(f"- Campaign `{earlier['run']}` (`{earlier.get('config', 'config/reader-campaign.yaml')}`): "
+                     f"{earlier['total_steps']:,} steps of {schedule['batch_size']} at peak learning rate "
+                     f"{schedule['learning_rate']:g}, {earlier['step'] * schedule['batch_size']:,} features, "
+                     f"{earlier['train_hours']:.1f} h; shipped as {earlier['weights']}{shipped}.")
+    return ("Before this model's campaign:\n" + "\n".join(lines) + "\n\n") if lines else ""
+
+
 def training_section(record: dict) -> str:
     campaign = record.get("campaign")
-    history = record.get("before_campaign", "")
     if not campaign:
-        return history
+        return record.get("before_campaign", "")
+    learning_rate_note = campaign.get("learning_rate_note", " (a 100-step probe beat 2e-4 on held-out F1)"
+                                      if campaign["run"] == "reader-campaign-1" else "")
     schedule = campaign["schedule"]
     summary = campaign["data_summary"]
     sets = "\n".join(f"| `{name}` | {s['available']:,} | {s['used']:,} | {s.get('held_out', 0):,} | "
                      f"{s['unanswerable']:,} | {s['same_document_negatives']:,} | {s.get('edited_question_negatives', 0):,} | "
                      f"{s.get('sentence_windows', 0):,} |" for name, s in summary["sets"].items())
-    return f"""One planned campaign, `{campaign['run']}` (`config/reader-campaign.yaml`, run by
-`python -m retrieval.reader.train --campaign config/reader-campaign.yaml --background`), continuing from
-the reader shipped before it ({campaign['init_features_seen']:,} features seen in three earlier stages;
-{history}).
-
+    return f"""{campaign_history(record)}Campaign `{campaign['run']}` (`{campaign.get('config', 'config/reader-campaign.yaml')}`, run by
+`python -m retrieval.reader.train --campaign {campaign.get('config', 'config/reader-campaign.yaml')} --background`), continuing from
+{campaign.get('started_from', 'the reader shipped before it')} ({campaign['init_features_seen']:,} features seen before it).
 - Schedule, fixed up front for the whole campaign: {campaign['total_steps']:,} steps of {schedule['batch_size']}
   ({schedule['epochs']} epochs of the {summary['features']:,}-feature mix, so every answerable example is seen
-  {schedule['epochs']} times), AdamW at peak learning rate {schedule['learning_rate']:g} (a 100-step probe beat
-  2e-4 on held-out F1), one warm-up over the first {campaign['warmup_steps']} steps and one {schedule.get('decay', 'linear')}
+  {schedule['epochs']} times), AdamW at peak learning rate {schedule['learning_rate']:g}{learning_rate_note}, one warm-up over the first {campaign['warmup_steps']} steps and one {schedule.get('decay', 'linear')}
   decay to zero over the rest, weight decay {schedule.get('weight_decay', 0.01)}, data order fixed by seed {schedule['seed']};
   resumed from its newest checkpoint after every interruption with the same schedule and order.
 - This model: {campaign['weights']}, at step {campaign['step']:,} of {campaign['total_steps']:,}:
@@ -172,13 +185,37 @@ def write_card(out: Path, record: dict) -> None:
     (out / "README.md").write_text(card, encoding="utf-8")
 
 
+def campaign_config(plan: dict) -> str:
+    command = plan.get("command", [])
+    return command[command.index("--campaign") + 1] if "--campaign" in command[:-1] else "config/reader-campaign.yaml"
+
+
+def describe_start(run_dir: Path) -> str:
+    """What a run started from: the reader shipped before it, or an unshipped average of another run."""
+    averaged_path = run_dir / "init" / "averaged_from.json"
+    if not averaged_path.exists():
+        return "the reader shipped before it"
+    averaged = json.loads(averaged_path.read_text())
+    source = Path(averaged["run"])
+    steps = ", ".join(str(int(s.rsplit("step-", 1)[-1].split(".")[0])) for s in averaged["snapshots"])
+    described = f"the mean of snapshots {steps} of campaign `{source.name}` (not shipped on its own"
+    if (source / "plan.json").exists():
+        plan = json.loads((source / "plan.json").read_text())
+        schedule = plan["schedule"]
+        described += (f"; `{campaign_config(plan)}`: {plan['total_steps']:,} steps of {schedule['batch_size']} at "
+                      f"peak learning rate {schedule['learning_rate']:g}, "
+                      f"{plan['total_steps'] * schedule['batch_size']:,} features, from the reader shipped before it")
+    return described + ")"
+
+
 def campaign_record(run_dir: Path, weights: str) -> dict:
     plan = json.loads((run_dir / "plan.json").read_text())
     status = json.loads((run_dir / "status.json").read_text())
     step = int(weights.rsplit("step-", 1)[-1].split(".")[0]) if "step-" in weights else int(status["step"])
     batch = int(plan["schedule"]["batch_size"])
     hours = float(status.get("train_seconds", 0)) / 3600 * step / max(int(status["step"]), 1)
-    return {"run": plan["name"], "schedule": plan["schedule"], "total_steps": plan["total_steps"],
+    return {"run": plan["name"], "config": campaign_config(plan), "started_from": describe_start(run_dir),
+            "schedule": plan["schedule"], "total_steps": plan["total_steps"],
             "warmup_steps": plan["warmup_steps"], "data_summary": plan["data_summary"],
             "features": plan["data"]["features"], "init_features_seen": plan["init_features_seen"],
             "step": step, "features_seen": plan["init_features_seen"] + step * batch,
@@ -188,8 +225,11 @@ def campaign_record(run_dir: Path, weights: str) -> dict:
 def describe_weights(averaged_from: dict) -> str:
     weights = f"the mean of snapshots {', '.join(averaged_from['snapshots'])}"
     share = averaged_from.get("init_share", 0)
+    blended_with = averaged_from.get("blended_with", "")
+    partner = ("the reader the campaign started from" if not blended_with or Path(blended_with).name == "init"
+               else f"the reader in `{Path(blended_with).name}` (`candidates average --blend-with`)")
     if share:
-        weights += (f", blended {1 - share:.0%} to {share:.0%} with the reader the campaign started from "
+        weights += (f", blended {1 - share:.0%} to {share:.0%} with {partner} "
                     "(WiSE-FT weight interpolation, `candidates average --init-share`)")
     return weights
 
@@ -237,6 +277,9 @@ def main(argv=None) -> int:
     figures = json.loads(args.figures.read_text())
     campaign = campaign_record(run_dir, averaged["snapshots"][-1] if averaged else args.model.name)
     campaign["weights"] = describe_weights(averaged) if averaged else f"checkpoint {args.model.name}"
+    earlier = record.get("campaign")
+    if earlier and earlier["run"] != campaign["run"]:
+        record.setdefault("earlier_campaigns", []).append({**earlier, "shipped_with": record.get("figures")})
     record |= {"threshold": args.threshold, "figures": {k: figures[k] for k in ("squad-dev-v1.1", "squad-dev-v2.0", "gold")},
                "campaign": campaign}
     record.setdefault("curve", []).append({"label": args.label, "features_seen": campaign["features_seen"],

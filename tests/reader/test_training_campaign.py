@@ -162,11 +162,25 @@ def test_averaged_snapshots_ship_with_their_figures_and_curve_point(tmp_path):
     assert record["curve"][-1] == {"label": "tiny step 6", "features_seen": record["campaign"]["features_seen"],
                                    "v1.1_sample_f1": 70.4, "v2.0_sample_f1": 44.6}
     card = (out / "README.md").read_text()
-    assert "| tiny step 6 |" in card and "**70.0**" in card and "One planned campaign, `tiny`" in card
+    assert "| tiny step 6 |" in card and "**70.0**" in card and "Campaign `tiny` (" in card
+    earlier = shipped_before["campaign"]
+    assert record["earlier_campaigns"][-1]["run"] == earlier["run"]  # the shipped campaign becomes history
+    before, _, this_campaign = card.partition("Campaign `tiny` (")
+    assert f"- Campaign `{earlier['run']}`" in before and f"{earlier['train_hours']:.1f} h; shipped as" in before
+    assert "the reader shipped before it" in this_campaign.splitlines()[2]
     assert export.main(["--model", str(blended_dir), "--run", str(run_dir), "--figures", str(figures),
                         "--threshold", "0.55", "--label", "tiny blended", "--out", str(tmp_path / "blended-shipped")]) == 0
     assert "blended 75% to 25% with the reader the campaign started from" in (
         tmp_path / "blended-shipped" / "README.md").read_text()
+    assert export.main(["--model", str(with_other), "--run", str(run_dir), "--figures", str(figures),
+                        "--threshold", "0.55", "--label", "tiny with other", "--out", str(tmp_path / "other-shipped")]) == 0
+    assert "with the reader in `blended` (`candidates average --blend-with`)" in (
+        tmp_path / "other-shipped" / "README.md").read_text()
+    next_run = tmp_path / "runs" / "next"
+    (next_run / "init").mkdir(parents=True)
+    (next_run / "init" / "averaged_from.json").write_text((candidate / "averaged_from.json").read_text())
+    steps = ", ".join(str(int(s.stem.split("-")[1])) for s in snapshots)
+    assert export.describe_start(next_run).startswith(f"the mean of snapshots {steps} of campaign `tiny` (not shipped")
     header_size = int.from_bytes((out / "model.safetensors").read_bytes()[:8], "little")
     header = json.loads((out / "model.safetensors").read_bytes()[8:8 + header_size])
     assert {v["dtype"] for k, v in header.items() if k != "__metadata__"} == {"F16"}
