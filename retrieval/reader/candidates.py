@@ -230,7 +230,7 @@ def main(argv=None) -> int:
     tune.add_argument("--open", type=Path, metavar="FILE",
                       help="also tune end to end on this SQuAD-format collection of training articles "
                            "(from train --write-held-out ... --unanswerable 0.5); its threshold is the one chosen")
-    tune.add_argument("--limit", type=int, default=400, help="with --open: questions spread over the file")
+    tune.add_argument("--limit", type=int, help="with --open: questions spread over the file (default: all)")
     checking = commands.add_parser("check")
     checking.add_argument("--model", type=Path, required=True)
     checking.add_argument("--threshold", type=float, required=True)

@@ -303,14 +303,21 @@ def evaluate_held_out(model, tokenizer, answerable: list[QAExample], unanswerabl
             "questions": len(answerable), "edited_negatives": len(unanswerable)}
 
 
-def write_held_out_file(campaign: dict, out: Path, unanswerable: float = 0.0) -> None:
+def write_held_out_file(campaign: dict, out: Path, unanswerable: float = 0.0, withhold: float = 0.0) -> None:
     """The held-out set as one SQuAD file: every article of it, questions of the held-out ones only.
 
     With `unanswerable` > 0, about that share of the held-out questions also get an edited copy
     that their paragraph no longer answers (the training run's edits), marked `is_impossible` as in
     SQuAD 2.0: a tuning collection for `byline eval --open` on which a no-answer threshold can be
     chosen, never the dev sets.
+
+    With `withhold` > 0, about that share of the held-out documents' paragraphs are left out of the
+    collection, and their questions, marked `is_impossible`, go with the paragraph before (or after):
+    questions on the collection's subject that it does not answer, as a user asks of news articles. A
+    paragraph is withheld only when no other paragraph of its article holds one of its questions' answers.
     """
+    from eval.metrics import contains_answer
+
     spec = campaign["held_out"]
     path = Path(campaign["train_dir"]) / spec["set"]
     payload = json.loads(path.read_text(encoding="utf-8"))
@@ -321,14 +328,34 @@ def write_held_out_file(campaign: dict, out: Path, unanswerable: float = 0.0) ->
         kept = [e for e in examples if e.source in documents and e.answerable]
         for example in perturbed_question_negatives(kept, unanswerable, random.Random(2)):
             edited.setdefault(example.context, []).append(example)
+    chooser = random.Random(3)
+    withheld_any = False
     for index, article in enumerate(payload["data"]):
-        for paragraph in article["paragraphs"]:
+        paragraphs = article["paragraphs"]
+        for paragraph in paragraphs:
             if f"{spec['set']}#{index}" not in documents:
                 paragraph["qas"] = []
             for number, example in enumerate(edited.get(paragraph["context"], [])):
                 paragraph["qas"].append({"id": f"{example.qid}-edited-{number}", "question": example.question,
                                          "answers": [], "is_impossible": True})
-    if edited:
+        if withhold <= 0 or f"{spec['set']}#{index}" not in documents or len(paragraphs) < 2:
+            continue
+        withheld = set()
+        for position, paragraph in enumerate(paragraphs):
+            answers = [a["text"] for qa in paragraph["qas"] for a in qa.get("answers", [])]
+            if (answers and len(withheld) < len(paragraphs) - 1 and chooser.random() < withhold
+                    and not any(contains_answer(p["context"], answers) for p in paragraphs if p is not paragraph)):
+                withheld.add(position)
+        kept = [position for position in range(len(paragraphs)) if position not in withheld]
+        for position in sorted(withheld):
+            # the nearest paragraph left in, the one before on a tie
+            neighbour = paragraphs[min(kept, key=lambda k: (abs(k - position), k > position))]
+            neighbour["qas"] += [{"id": f"{qa['id']}-withheld", "question": qa["question"], "answers": [],
+                                  "is_impossible": True} for qa in paragraphs[position]["qas"]
+                                 if qa.get("answers")]
+        article["paragraphs"] = [paragraphs[k] for k in kept]
+        withheld_any |= bool(withheld)
+    if edited or withheld_any:
         payload["version"] = "v2.0"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload), encoding="utf-8")
@@ -718,6 +745,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--unanswerable", type=float, default=0.0, metavar="SHARE",
                         help="with --write-held-out: also an edited, unanswerable copy of about this share of "
                              "the questions (SQuAD 2.0 style), for choosing a no-answer threshold")
+    parser.add_argument("--withhold", type=float, default=0.0, metavar="SHARE",
+                        help="with --write-held-out: leave about this share of the held-out documents' paragraphs "
+                             "out of the collection, their questions kept as unanswerable")
     parser.add_argument("--held-out-eval", type=Path, metavar="MODEL",
                         help="score a model folder on the campaign's held-out training documents")
     return parser.parse_args(argv)
@@ -745,7 +775,7 @@ def main(argv=None) -> int:
             campaign["checkpoint_minutes"] = 10 ** 6  # one checkpoint, at the end, scored on the held-out set
             command += ["--probe-lr", f"{args.probe_lr:g}", "--probe-steps", str(args.probe_steps)]
         if args.write_held_out:
-            write_held_out_file(campaign, args.write_held_out, args.unanswerable)
+            write_held_out_file(campaign, args.write_held_out, args.unanswerable, args.withhold)
             print(args.write_held_out)
             return 0
         if args.held_out_eval:

@@ -215,3 +215,29 @@ def test_background_trainer_preloads_the_first_installed_caching_allocator(tmp_p
     # a preload the user chose is left alone, and nothing installed leaves glibc's malloc
     assert train.caching_allocator_env({"LD_PRELOAD": "/x.so"}, candidates) == ({"LD_PRELOAD": "/x.so"}, None)
     assert train.caching_allocator_env({}, candidates[:1]) == ({}, None)
+
+
+def test_the_held_out_file_can_withhold_paragraphs_whose_questions_then_go_unanswered(tmp_path):
+    """`--withhold SHARE`: paragraphs left out of the collection, their questions kept as unanswerable on
+    the nearest paragraph left in; a paragraph whose answer another paragraph of its article holds stays."""
+    paragraphs = [("Saltash has a ferry to Plymouth. The ferry leaves at nine.", "Where does the ferry go?", "Plymouth"),
+                  ("Tom Reed is the mayor of Saltash. He was elected in 2019.", "Who is the mayor of Saltash?", "Tom Reed"),
+                  ("The mayor Tom Reed opened the new market.", "What did the mayor open?", "the new market")]
+    data = {"data": [{"title": "held", "paragraphs": [
+        {"context": c, "qas": [{"id": f"p{i}", "question": q, "answers": [{"text": a, "answer_start": c.index(a)}]}]}
+        for i, (c, q, a) in enumerate(paragraphs)]},
+        {"title": "other", "paragraphs": [{"context": "The pier is in Looe.", "qas": []}]}]}
+    (tmp_path / "train" / "tiny").mkdir(parents=True)
+    (tmp_path / "train" / "tiny" / "set.json").write_text(json.dumps(data))
+    campaign = {"train_dir": str(tmp_path / "train"),
+                "held_out": {"set": "tiny/set.json", "every_nth_document": 2, "eval_questions": 3}}
+    out = tmp_path / "held-out.json"
+    train.write_held_out_file(campaign, out, withhold=1.0)
+    written = json.loads(out.read_text())
+    assert written["version"] == "v2.0"
+    (kept,) = written["data"][0]["paragraphs"]
+    assert kept["context"] == paragraphs[1][0]  # "Tom Reed" is also in the third paragraph, so it stays
+    assert {qa["question"]: qa.get("is_impossible", False) for qa in kept["qas"]} == {
+        paragraphs[1][1]: False, paragraphs[0][1]: True, paragraphs[2][1]: True}
+    assert all(qa["answers"] == [] for qa in kept["qas"] if qa.get("is_impossible"))
+    assert written["data"][1]["paragraphs"][0]["context"] == "The pier is in Looe."
