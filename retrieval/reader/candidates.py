@@ -144,9 +144,10 @@ def tune_on_collection(model: Path, path: Path, limit: int | None) -> dict:
 
     config = load_config(overrides={"reader.model": str(model.resolve()), "reader.no_answer_threshold": 0.0})
     summary, rows = run_open(path, config, limit)
-    chosen, best, _ = plateau_threshold(collection_rows(rows))
+    chosen, best, f1_at = plateau_threshold(collection_rows(rows))
     return {"threshold": chosen, "collection_f1": round(100 * best, 2), "questions": len(rows),
-            "unanswerable": sum(r["impossible"] for r in rows), "f1_with_no_threshold": round(summary["f1"], 2)}
+            "unanswerable": sum(r["impossible"] for r in rows), "f1_with_no_threshold": round(summary["f1"], 2),
+            "curve": {f"{t / 100:.3f}": round(100 * f1_at(t / 100), 2) for t in range(40, 76, 2)}}
 
 
 def _byline(*args: str) -> dict:
@@ -229,7 +230,7 @@ def main(argv=None) -> int:
     tune.add_argument("--campaign", type=Path, default=REPO_ROOT / "config" / "reader-campaign.yaml")
     tune.add_argument("--open", type=Path, metavar="FILE",
                       help="also tune end to end on this SQuAD-format collection of training articles "
-                           "(from train --write-held-out ... --unanswerable 0.5); its threshold is the one chosen")
+                           "(from train --write-held-out ... --unanswerable 0.5 --withhold 0.6); its threshold is the one chosen")
     tune.add_argument("--limit", type=int, help="with --open: questions spread over the file (default: all)")
     checking = commands.add_parser("check")
     checking.add_argument("--model", type=Path, required=True)

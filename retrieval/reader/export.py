@@ -226,8 +226,12 @@ def describe_weights(averaged_from: dict) -> str:
     weights = f"the mean of snapshots {', '.join(averaged_from['snapshots'])}"
     share = averaged_from.get("init_share", 0)
     blended_with = averaged_from.get("blended_with", "")
-    partner = ("the reader the campaign started from" if not blended_with or Path(blended_with).name == "init"
-               else f"the reader in `{Path(blended_with).name}` (`candidates average --blend-with`)")
+    if not blended_with or Path(blended_with).name == "init":
+        partner = "the reader the campaign started from"
+    elif Path(blended_with).resolve() == SHIPPED.resolve():
+        partner = "the reader shipped before it (`candidates average --blend-with models/byline-reader`)"
+    else:
+        partner = f"the reader in `{Path(blended_with).name}` (`candidates average --blend-with`)"
     if share:
         weights += (f", blended {1 - share:.0%} to {share:.0%} with {partner} "
                     "(WiSE-FT weight interpolation, `candidates average --init-share`)")
