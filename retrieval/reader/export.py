@@ -125,7 +125,7 @@ def campaign_history(record: dict) -> str:
         figures = earlier.get("shipped_with") or {}
         v11, v20 = (figures.get(k, {}).get("f1") for k in ("squad-dev-v1.1", "squad-dev-v2.0"))
         shipped = f" (full dev sets: v1.1 F1 {v11:.1f}, v2.0 F1 {v20:.1f})" if v11 and v20 else ""
-        lines.append(f"- Campaign `{earlier['run']}` (`{earlier.get('config', 'config/reader-campaign.yaml')}`): "
+        lines.append(f"- Campaign `{earlier['run']}` (`{earlier['config']}`): "
                      f"{earlier['total_steps']:,} steps of {schedule['batch_size']} at peak learning rate "
                      f"{schedule['learning_rate']:g}, {earlier['step'] * schedule['batch_size']:,} features, "
                      f"{earlier['train_hours']:.1f} h; shipped as {earlier['weights']}{shipped}.")
@@ -136,19 +136,17 @@ def training_section(record: dict) -> str:
     campaign = record.get("campaign")
     if not campaign:
         return record.get("before_campaign", "")
-    learning_rate_note = campaign.get("learning_rate_note", " (a 100-step probe beat 2e-4 on held-out F1)"
-                                      if campaign["run"] == "reader-campaign-1" else "")
     schedule = campaign["schedule"]
     summary = campaign["data_summary"]
     sets = "\n".join(f"| `{name}` | {s['available']:,} | {s['used']:,} | {s.get('held_out', 0):,} | "
                      f"{s['unanswerable']:,} | {s['same_document_negatives']:,} | {s.get('edited_question_negatives', 0):,} | "
                      f"{s.get('sentence_windows', 0):,} |" for name, s in summary["sets"].items())
-    return f"""{campaign_history(record)}Campaign `{campaign['run']}` (`{campaign.get('config', 'config/reader-campaign.yaml')}`, run by
-`python -m retrieval.reader.train --campaign {campaign.get('config', 'config/reader-campaign.yaml')} --background`), continuing from
+    return f"""{campaign_history(record)}Campaign `{campaign['run']}` (`{campaign['config']}`, run by
+`python -m retrieval.reader.train --campaign {campaign['config']} --background`), continuing from
 {campaign.get('started_from', 'the reader shipped before it')} ({campaign['init_features_seen']:,} features seen before it).
 - Schedule, fixed up front for the whole campaign: {campaign['total_steps']:,} steps of {schedule['batch_size']}
   ({schedule['epochs']} epochs of the {summary['features']:,}-feature mix, so every answerable example is seen
-  {schedule['epochs']} times), AdamW at peak learning rate {schedule['learning_rate']:g}{learning_rate_note}, one warm-up over the first {campaign['warmup_steps']} steps and one {schedule.get('decay', 'linear')}
+  {schedule['epochs']} times), AdamW at peak learning rate {schedule['learning_rate']:g}{campaign.get('learning_rate_note', '')}, one warm-up over the first {campaign['warmup_steps']} steps and one {schedule.get('decay', 'linear')}
   decay to zero over the rest, weight decay {schedule.get('weight_decay', 0.01)}, data order fixed by seed {schedule['seed']};
   resumed from its newest checkpoint after every interruption with the same schedule and order.
 - This model: {campaign['weights']}, at step {campaign['step']:,} of {campaign['total_steps']:,}:
@@ -186,8 +184,13 @@ def write_card(out: Path, record: dict) -> None:
 
 
 def campaign_config(plan: dict) -> str:
-    command = plan.get("command", [])
-    return command[command.index("--campaign") + 1] if "--campaign" in command[:-1] else "config/reader-campaign.yaml"
+    command = plan["command"]
+    return command[command.index("--campaign") + 1]
+
+
+def snapshot_step(name: str) -> int:
+    """The training step of a snapshot file name such as step-002698.safetensors."""
+    return int(name.rsplit("step-", 1)[-1].split(".")[0])
 
 
 def describe_start(run_dir: Path) -> str:
@@ -197,7 +200,7 @@ def describe_start(run_dir: Path) -> str:
         return "the reader shipped before it"
     averaged = json.loads(averaged_path.read_text())
     source = Path(averaged["run"])
-    steps = ", ".join(str(int(s.rsplit("step-", 1)[-1].split(".")[0])) for s in averaged["snapshots"])
+    steps = ", ".join(str(snapshot_step(s)) for s in averaged["snapshots"])
     described = f"the mean of snapshots {steps} of campaign `{source.name}` (not shipped on its own"
     if (source / "plan.json").exists():
         plan = json.loads((source / "plan.json").read_text())
@@ -211,7 +214,7 @@ def describe_start(run_dir: Path) -> str:
 def campaign_record(run_dir: Path, weights: str) -> dict:
     plan = json.loads((run_dir / "plan.json").read_text())
     status = json.loads((run_dir / "status.json").read_text())
-    step = int(weights.rsplit("step-", 1)[-1].split(".")[0]) if "step-" in weights else int(status["step"])
+    step = snapshot_step(weights) if "step-" in weights else int(status["step"])
     batch = int(plan["schedule"]["batch_size"])
     hours = float(status.get("train_seconds", 0)) / 3600 * step / max(int(status["step"]), 1)
     return {"run": plan["name"], "config": campaign_config(plan), "started_from": describe_start(run_dir),

@@ -303,6 +303,26 @@ def evaluate_held_out(model, tokenizer, answerable: list[QAExample], unanswerabl
             "questions": len(answerable), "edited_negatives": len(unanswerable)}
 
 
+def withhold_paragraphs(paragraphs: list[dict], share: float, chooser: random.Random) -> list[dict]:
+    """The paragraphs left in after about `share` of them are withheld; a withheld paragraph's questions
+    move, unanswerable, to the nearest paragraph left in (the one before on a tie). A paragraph whose
+    answers another paragraph of the article holds is never withheld, and one paragraph always stays."""
+    from eval.metrics import contains_answer
+
+    withheld = set()
+    for position, paragraph in enumerate(paragraphs):
+        answers = [a["text"] for qa in paragraph["qas"] for a in qa.get("answers", [])]
+        if (answers and len(withheld) < len(paragraphs) - 1 and chooser.random() < share
+                and not any(contains_answer(p["context"], answers) for p in paragraphs if p is not paragraph)):
+            withheld.add(position)
+    kept = [position for position in range(len(paragraphs)) if position not in withheld]
+    for position in sorted(withheld):
+        neighbour = paragraphs[min(kept, key=lambda k: (abs(k - position), k > position))]
+        neighbour["qas"] += [{"id": f"{qa['id']}-withheld", "question": qa["question"], "answers": [],
+                              "is_impossible": True} for qa in paragraphs[position]["qas"] if qa.get("answers")]
+    return [paragraphs[k] for k in kept]
+
+
 def write_held_out_file(campaign: dict, out: Path, unanswerable: float = 0.0, withhold: float = 0.0) -> None:
     """The held-out set as one SQuAD file: every article of it, questions of the held-out ones only.
 
@@ -316,8 +336,6 @@ def write_held_out_file(campaign: dict, out: Path, unanswerable: float = 0.0, wi
     questions on the collection's subject that it does not answer, as a user asks of news articles. A
     paragraph is withheld only when no other paragraph of its article holds one of its questions' answers.
     """
-    from eval.metrics import contains_answer
-
     spec = campaign["held_out"]
     path = Path(campaign["train_dir"]) / spec["set"]
     payload = json.loads(path.read_text(encoding="utf-8"))
@@ -338,23 +356,9 @@ def write_held_out_file(campaign: dict, out: Path, unanswerable: float = 0.0, wi
             for number, example in enumerate(edited.get(paragraph["context"], [])):
                 paragraph["qas"].append({"id": f"{example.qid}-edited-{number}", "question": example.question,
                                          "answers": [], "is_impossible": True})
-        if withhold <= 0 or f"{spec['set']}#{index}" not in documents or len(paragraphs) < 2:
-            continue
-        withheld = set()
-        for position, paragraph in enumerate(paragraphs):
-            answers = [a["text"] for qa in paragraph["qas"] for a in qa.get("answers", [])]
-            if (answers and len(withheld) < len(paragraphs) - 1 and chooser.random() < withhold
-                    and not any(contains_answer(p["context"], answers) for p in paragraphs if p is not paragraph)):
-                withheld.add(position)
-        kept = [position for position in range(len(paragraphs)) if position not in withheld]
-        for position in sorted(withheld):
-            # the nearest paragraph left in, the one before on a tie
-            neighbour = paragraphs[min(kept, key=lambda k: (abs(k - position), k > position))]
-            neighbour["qas"] += [{"id": f"{qa['id']}-withheld", "question": qa["question"], "answers": [],
-                                  "is_impossible": True} for qa in paragraphs[position]["qas"]
-                                 if qa.get("answers")]
-        article["paragraphs"] = [paragraphs[k] for k in kept]
-        withheld_any |= bool(withheld)
+        if withhold > 0 and f"{spec['set']}#{index}" in documents:
+            article["paragraphs"] = withhold_paragraphs(paragraphs, withhold, chooser)
+            withheld_any |= len(article["paragraphs"]) < len(paragraphs)
     if edited or withheld_any:
         payload["version"] = "v2.0"
     out.parent.mkdir(parents=True, exist_ok=True)
