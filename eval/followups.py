@@ -9,7 +9,8 @@ The collection is the bundled corpus plus the made-up distractor articles of eva
 
 The turns are asked in order, each with the earlier ones as its context, as the terminal chat and a
 Slack thread do (each turn builds on Byline's own earlier answers, right or wrong). The last turn is
-scored: correct when its answer's SQuAD F1 against the best gold answer is at least 0.5 and, for a
+scored: correct when its answer's SQuAD F1 against the best gold answer is at least 0.5 (no gold
+answers, `"answers": []`, only on the last turn: correct when Byline gives no answer) and, for a
 `fresh` item (a new question or a new subject), when it was not read as a follow-up. The same last
 question asked alone, without its context, is the baseline.
 """
@@ -55,8 +56,8 @@ def load_followups(path: Path) -> list[FollowUpItem]:
         try:
             record = json.loads(line)
             turns = tuple((t["question"], tuple(t["answers"])) for t in record["turns"])
-            if len(turns) < 2 or not all(q.strip() and answers for q, answers in turns):
-                raise ValueError("needs two or more turns, each with a question and its answers")
+            if len(turns) < 2 or not all(q.strip() for q, _ in turns) or not all(a for _, a in turns[:-1]):
+                raise ValueError("needs two or more turns, each with a question, and answers to all but the last")
             items.append(FollowUpItem(str(record["id"]), tuple(record.get("tags", ())), turns,
                                       bool(record.get("fresh", False))))
         except (ValueError, KeyError, TypeError) as exc:
@@ -119,7 +120,7 @@ def print_report(summary: dict, rows: list[dict], out=sys.stdout) -> None:
         for question, answer in zip(row["questions"], row["answers"]):
             print(f"    {question}  ->  {answer or '(no answer)'}", file=out)
         print(f"    read as: {row['read_as'] or '(as asked)'}", file=out)
-        print(f"    expected: {' | '.join(row['expected'])}; alone: {row['alone'] or '(no answer)'}", file=out)
+        print(f"    expected: {' | '.join(row['expected']) or '(no answer)'}; alone: {row['alone'] or '(no answer)'}", file=out)
 
 
 def run_followups(path: Path, config: dict, as_json: bool = False) -> int:

@@ -25,11 +25,14 @@ def test_the_shipped_follow_ups_and_their_distractor_load():
     assert len(items) >= 10 and len({i.id for i in items}) == len(items)
     assert all(len(i.turns) >= 2 for i in items) and any(i.fresh for i in items)
     assert load_paths([DISTRACTORS], 10_000_000)
+    assert any(not i.turns[-1][1] for i in items)  # a last turn that no article answers: "no answer" is right
 
 
 @pytest.mark.parametrize("content, message", [
     ('{"id": "x", "turns": [{"question": "Who?", "answers": ["A"]}]}\n', "needs two or more turns"),
     ('{"id": "x", "turns": [{"question": "Who?"}, {"question": "And?", "answers": ["B"]}]}\n', "KeyError"),
+    ('{"id": "x", "turns": [{"question": "Who?", "answers": []}, {"question": "And?", "answers": ["B"]}]}\n',
+     "answers to all but the last"),
     ("not json\n", "JSONDecodeError"),
     ("\n", "holds no follow-up items"),
 ])
