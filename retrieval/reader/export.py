@@ -132,6 +132,18 @@ def campaign_history(record: dict) -> str:
     return ("Before this model's campaign:\n" + "\n".join(lines) + "\n\n") if lines else ""
 
 
+def passes_over_the_mix(campaign: dict) -> str:
+    """How much of its mix a campaign's schedule covers: whole epochs, or the share that `max_steps` allows."""
+    schedule, features = campaign["schedule"], campaign["data_summary"]["features"]
+    if not schedule.get("max_steps"):
+        return (f"{schedule['epochs']} epochs of the {features:,}-feature mix, so every answerable example is seen "
+                f"{schedule['epochs']} times")
+    covered = campaign["total_steps"] * schedule["batch_size"] / features
+    return (f"{covered:.2f} of an epoch of the {features:,}-feature mix: `max_steps` sized the campaign to "
+            f"the hours one stretch of work had left" if covered < 1 else
+            f"{covered:.2f} epochs of the {features:,}-feature mix, capped by `max_steps`")
+
+
 def training_section(record: dict) -> str:
     campaign = record.get("campaign")
     if not campaign:
@@ -145,8 +157,7 @@ def training_section(record: dict) -> str:
 `python -m retrieval.reader.train --campaign {campaign['config']} --background`), continuing from
 {campaign.get('started_from', 'the reader shipped before it')} ({campaign['init_features_seen']:,} features seen before it).
 - Schedule, fixed up front for the whole campaign: {campaign['total_steps']:,} steps of {schedule['batch_size']}
-  ({schedule['epochs']} epochs of the {summary['features']:,}-feature mix, so every answerable example is seen
-  {schedule['epochs']} times), AdamW at peak learning rate {schedule['learning_rate']:g}{campaign.get('learning_rate_note', '')}, one warm-up over the first {campaign['warmup_steps']} steps and one {schedule.get('decay', 'linear')}
+  ({passes_over_the_mix(campaign)}), AdamW at peak learning rate {schedule['learning_rate']:g}{campaign.get('learning_rate_note', '')}, one warm-up over the first {campaign['warmup_steps']} steps and one {schedule.get('decay', 'linear')}
   decay to zero over the rest, weight decay {schedule.get('weight_decay', 0.01)}, data order fixed by seed {schedule['seed']};
   resumed from its newest checkpoint after every interruption with the same schedule and order.
 - This model: {campaign['weights']}, at step {campaign['step']:,} of {campaign['total_steps']:,}:

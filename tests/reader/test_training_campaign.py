@@ -241,3 +241,13 @@ def test_the_held_out_file_can_withhold_paragraphs_whose_questions_then_go_unans
         paragraphs[1][1]: False, paragraphs[0][1]: True, paragraphs[2][1]: True}
     assert all(qa["answers"] == [] for qa in kept["qas"] if qa.get("is_impossible"))
     assert written["data"][1]["paragraphs"][0]["context"] == "The pier is in Looe."
+
+
+def test_the_model_card_says_how_much_of_its_mix_a_campaign_covered():
+    from retrieval.reader.export import passes_over_the_mix
+
+    campaign = {"schedule": {"epochs": 2, "batch_size": 32}, "total_steps": 200, "data_summary": {"features": 3200}}
+    assert passes_over_the_mix(campaign).startswith("2 epochs of the 3,200-feature mix")
+    campaign["schedule"] |= {"epochs": 1, "max_steps": 96}
+    campaign["total_steps"] = 96
+    assert passes_over_the_mix(campaign).startswith("0.96 of an epoch of the 3,200-feature mix: `max_steps`")
