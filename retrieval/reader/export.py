@@ -156,7 +156,7 @@ def training_section(record: dict) -> str:
     return f"""{campaign_history(record)}Campaign `{campaign['run']}` (`{campaign['config']}`, run by
 `python -m retrieval.reader.train --campaign {campaign['config']} --background`), continuing from
 {campaign.get('started_from', 'the reader shipped before it')} ({campaign['init_features_seen']:,} features seen before it).
-- Schedule, fixed up front for the whole campaign: {campaign['total_steps']:,} steps of {schedule['batch_size']}
+{('- ' + campaign['note'] + chr(10)) if campaign.get('note') else ''}- Schedule, fixed up front for the whole campaign: {campaign['total_steps']:,} steps of {schedule['batch_size']}
   ({passes_over_the_mix(campaign)}), AdamW at peak learning rate {schedule['learning_rate']:g}{campaign.get('learning_rate_note', '')}, one warm-up over the first {campaign['warmup_steps']} steps and one {schedule.get('decay', 'linear')}
   decay to zero over the rest, weight decay {schedule.get('weight_decay', 0.01)}, data order fixed by seed {schedule['seed']};
   resumed from its newest checkpoint after every interruption with the same schedule and order.
@@ -277,6 +277,7 @@ def main(argv=None) -> int:
     parser.add_argument("--figures", type=Path, help="the figures `candidates check --out` wrote")
     parser.add_argument("--threshold", type=float, help="the no-answer threshold the figures were measured with")
     parser.add_argument("--label", help="the learning-curve label of this checkpoint")
+    parser.add_argument("--note", help="one line on the campaign for the model card (why it started where it did)")
     parser.add_argument("--out", type=Path, default=SHIPPED)
     parser.add_argument("--card-only", action="store_true", help="rewrite the model card from the shipped record")
     args = parser.parse_args(argv)
@@ -295,6 +296,8 @@ def main(argv=None) -> int:
     figures = json.loads(args.figures.read_text())
     campaign = campaign_record(run_dir, averaged["snapshots"][-1] if averaged else args.model.name)
     campaign["weights"] = describe_weights(averaged) if averaged else f"checkpoint {args.model.name}"
+    if args.note:
+        campaign["note"] = args.note
     earlier = record.get("campaign")
     if earlier and earlier["run"] != campaign["run"]:
         record.setdefault("earlier_campaigns", []).append({**earlier, "shipped_with": record.get("figures")})

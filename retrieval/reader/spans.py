@@ -2,7 +2,8 @@
 
 Every pair is tokenised once (long passages overflow into windows of `max_length` tokens with
 `stride` overlap), windows are sorted by length and run through the model in padded batches, and
-each window's spans are scored at once as a (start, end) matrix limited to `max_answer_tokens`:
+each window's spans are scored at once as a (start, end) matrix limited to `max_answer_tokens` and
+to one line of the passage:
 
     value = start logit + end logit - ([CLS] start + end logit of the window)
 
@@ -31,6 +32,7 @@ class WindowBatch:
     windows: list[int]  # window indices into the encoding, in this batch's rows
     inputs: dict  # the model's keyword arguments: padded input ids, attention mask (and segment ids)
     context: object  # bool tensor (rows, width): which tokens belong to the passage
+    lines: object = None  # int tensor (rows, width): the passage line each token starts on
 
 
 def window_batches(model, tokenizer, questions: list[str], passages: list[str], *, max_length: int = 384,
@@ -72,8 +74,26 @@ def window_batches(model, tokenizer, questions: list[str], passages: list[str], 
         inputs = {"input_ids": input_ids, "attention_mask": attention}
         if uses_segments:
             inputs["token_type_ids"] = segments
-        batches.append(WindowBatch(batch, inputs, context))
+        batches.append(WindowBatch(batch, inputs, context, _paragraphs(encoded, batch, passages, width)))
     return encoded, batches
+
+
+def _paragraphs(encoded, windows: list[int], passages: list[str], width: int):
+    """(rows, width): the passage line each token starts on, so that no span runs across a line break.
+
+    The focus step hands the reader a few sentences that may come from neighbouring paragraphs; a span
+    from the end of one to the start of the next is never an answer, and it used to crowd the phrase
+    inside it out of the reader's top spans before the answer step threw it away."""
+    import numpy as np
+    import torch
+
+    lines = np.full((len(windows), width), -1, dtype=np.int64)
+    for row, w in enumerate(windows):
+        passage = passages[encoded["overflow_to_sample_mapping"][w]]
+        breaks = np.array([i for i, c in enumerate(passage) if c == "\n"], dtype=np.int64)
+        starts = np.array([start for start, _ in encoded["offset_mapping"][w]], dtype=np.int64)
+        lines[row, :len(starts)] = np.searchsorted(breaks, starts)
+    return torch.from_numpy(lines)
 
 
 def find_spans(model, tokenizer, questions: list[str], passages: list[str], *, max_length: int = 384,
@@ -98,6 +118,7 @@ def find_spans(model, tokenizer, questions: list[str], passages: list[str], *, m
             band = torch.ones((width, width), dtype=torch.bool).triu()
             band &= ~torch.ones((width, width), dtype=torch.bool).triu(diagonal=max_answer_tokens)
             allowed = band[None] & batch.context[:, :, None] & batch.context[:, None, :]
+            allowed &= batch.lines[:, :, None] == batch.lines[:, None, :]
             scores = scores.masked_fill(~allowed, float("-inf")).flatten(1)
             top = torch.topk(scores, min(per_window, scores.shape[1]), dim=1)
             nulls = null.tolist()

@@ -134,7 +134,9 @@ def test_a_follow_up_is_right_only_with_its_thread(with_distractor, first, first
     result = pipeline.ask(follow_up, context=(Turn.from_result(first_result),))
     assert answered_correctly(best(result), answers), (best(result), result.read_as)
     alone = pipeline.ask(follow_up)
-    assert not answered_correctly(best(alone), answers), best(alone)
+    # alone it is wrong, or right in words only, from the other story ("a memo": Nordwind's founder's, not Huawei's)
+    assert not answered_correctly(best(alone), answers) or set(alone.best.articles).isdisjoint(result.best.articles), \
+        (best(alone), alone.best.articles)
     assert alone.read_as is None
 
 

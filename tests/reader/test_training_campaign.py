@@ -169,9 +169,12 @@ def test_averaged_snapshots_ship_with_their_figures_and_curve_point(tmp_path):
     assert f"- Campaign `{earlier['run']}`" in before and f"{earlier['train_hours']:.1f} h; shipped as" in before
     assert "the reader shipped before it" in this_campaign.splitlines()[2]
     assert export.main(["--model", str(blended_dir), "--run", str(run_dir), "--figures", str(figures),
-                        "--threshold", "0.55", "--label", "tiny blended", "--out", str(tmp_path / "blended-shipped")]) == 0
-    assert "blended 75% to 25% with the reader the campaign started from" in (
-        tmp_path / "blended-shipped" / "README.md").read_text()
+                        "--threshold", "0.55", "--label", "tiny blended", "--out", str(tmp_path / "blended-shipped"),
+                        "--note", "The machine was lost, so this started again from the shipped reader."]) == 0
+    blended_card = (tmp_path / "blended-shipped" / "README.md").read_text()
+    assert "blended 75% to 25% with the reader the campaign started from" in blended_card
+    assert "\n- The machine was lost, so this started again from the shipped reader.\n- Schedule" in blended_card
+    assert "The machine was lost" not in card
     assert export.main(["--model", str(with_other), "--run", str(run_dir), "--figures", str(figures),
                         "--threshold", "0.55", "--label", "tiny with other", "--out", str(tmp_path / "other-shipped")]) == 0
     assert "with the reader in `blended` (`candidates average --blend-with`)" in (
