@@ -14,6 +14,7 @@ training run's held-out scoring all read spans through here.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -32,7 +33,7 @@ class WindowBatch:
     windows: list[int]  # window indices into the encoding, in this batch's rows
     inputs: dict  # the model's keyword arguments: padded input ids, attention mask (and segment ids)
     context: object  # bool tensor (rows, width): which tokens belong to the passage
-    lines: object = None  # int tensor (rows, width): the passage line each token starts on
+    lines: object  # int tensor (rows, width): the passage line each token starts on
 
 
 def window_batches(model, tokenizer, questions: list[str], passages: list[str], *, max_length: int = 384,
@@ -74,11 +75,11 @@ def window_batches(model, tokenizer, questions: list[str], passages: list[str], 
         inputs = {"input_ids": input_ids, "attention_mask": attention}
         if uses_segments:
             inputs["token_type_ids"] = segments
-        batches.append(WindowBatch(batch, inputs, context, _paragraphs(encoded, batch, passages, width)))
+        batches.append(WindowBatch(batch, inputs, context, _line_numbers(encoded, batch, passages, width)))
     return encoded, batches
 
 
-def _paragraphs(encoded, windows: list[int], passages: list[str], width: int):
+def _line_numbers(encoded, windows: list[int], passages: list[str], width: int):
     """(rows, width): the passage line each token starts on, so that no span runs across a line break.
 
     The focus step hands the reader a few sentences that may come from neighbouring paragraphs; a span
@@ -90,7 +91,7 @@ def _paragraphs(encoded, windows: list[int], passages: list[str], width: int):
     lines = np.full((len(windows), width), -1, dtype=np.int64)
     for row, w in enumerate(windows):
         passage = passages[encoded["overflow_to_sample_mapping"][w]]
-        breaks = np.array([i for i, c in enumerate(passage) if c == "\n"], dtype=np.int64)
+        breaks = np.array([m.start() for m in re.finditer("\n", passage)], dtype=np.int64)
         starts = np.array([start for start, _ in encoded["offset_mapping"][w]], dtype=np.int64)
         lines[row, :len(starts)] = np.searchsorted(breaks, starts)
     return torch.from_numpy(lines)

@@ -67,6 +67,22 @@ def test_reader_passes_the_segment_ids_the_model_was_trained_with(reader):
     assert best.value == pytest.approx(float(expected), abs=1e-3)
 
 
+def test_no_span_runs_across_a_line_break(reader):
+    from retrieval.reader.spans import find_spans
+
+    # two paragraphs as the focus step hands them over: the best span once ran from "Washington" to "San Francisco"
+    passage = ("A panel of judges on the U.S. appeals court in Washington signaled skepticism in mid-December over "
+               "the Trump administration's continuing efforts to effectively ban U.S. users from downloading TikTok.\n\n"
+               "In January, a separate U.S. Court of Appeals in San Francisco also voiced doubts over government efforts "
+               "to overturn an order by a lower court judge, who had granted a preliminary injunction against "
+               "restrictions set on WeChat users.")
+    question = "Where is the appeals court that voiced doubts about the WeChat restrictions?"
+    spans = find_spans(reader.model, reader.tokenizer, [question], [passage])[0]
+    assert spans and all("\n" not in passage[s.start:s.end] for s in spans)
+    best = max(spans, key=lambda s: s.value)
+    assert passage[best.start:best.end] == "San Francisco"
+
+
 def test_batched_spans_match_one_pair_at_a_time(reader):
     """Pairs batched with others of other lengths (padding) get the spans and scores they get alone."""
     questions = list(QUESTIONS) + ["Who invented the telephone?"]
