@@ -279,11 +279,13 @@ class AnswerAssembler:
             text = self.store.article_text(doc_id)[start:end]
             if merged and not self._also_possible(key, text, spans, evidence, ranked[0], kind):
                 continue
-            located = {self._exact(text, s.doc_id, s.start, s.end) for s in spans} - {None}
+            # ordered, not a set: an article cited twice keeps its strongest mention, whatever the hash seed
+            located = [loc for loc in dict.fromkeys(self._exact(text, s.doc_id, s.start, s.end) for s in spans)
+                       if loc is not None]
             corroborating = self.store.lexical_search(text, 10)
-            located |= self._other_mentions(text, passages + retrieved + corroborating, (doc_id, start, end),
+            located += self._other_mentions(text, passages + retrieved + corroborating, (doc_id, start, end),
                                             {loc[0] for loc in located})
-            citations = self._citations(sorted(located, key=lambda s: (s != (doc_id, start, end),)))
+            citations = self._citations(located)
             merged.append(Answer(text=text, score=score, citations=citations))
         result = AnswerResult(question=question, no_answer=not merged, answers=merged)
         if not merged:
@@ -326,17 +328,17 @@ class AnswerAssembler:
         return (doc_id, position, position + len(text)) if position >= 0 else None
 
     def _other_mentions(self, text: str, passages: list[Document], answer: tuple[str, int, int],
-                        cited: set[str]) -> set[tuple[str, int, int]]:
+                        cited: set[str]) -> list[tuple[str, int, int]]:
         """The same words in another retrieved article (or found by a BM25 search for the answer itself),
         or in a syndicated copy, support the answer too, if their sentence says much the same."""
-        found = set()
+        found = []
 
         def first_supporting(doc_id: str, content: str, base: int) -> None:
             position = content.find(text)
             while position >= 0 and doc_id not in cited:
                 mention = (doc_id, base + position, base + position + len(text))
                 if self._supports(mention, answer):
-                    found.add(mention)
+                    found.append(mention)
                     cited.add(doc_id)
                 position = content.find(text, position + 1)
 
