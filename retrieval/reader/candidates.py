@@ -3,6 +3,7 @@
     python -m retrieval.reader.candidates average --run reader-campaign-1 --last 4 [--init-share 0.5] --out build/candidate
     python -m retrieval.reader.candidates tune --model build/candidate --campaign config/reader-campaign.yaml [--open FILE]
     python -m retrieval.reader.candidates check --model build/candidate --threshold 0.55 [--limit N]
+    python -m retrieval.reader.candidates screen --run reader-campaign-7 --last 3 --init-share 0.5 0.3 --open FILE
 
 `average` averages the weights of the run's last N checkpoint snapshots (a free gain when it pays;
 `--last 1` takes the newest as it is), blended with the run's starting weights when `--init-share`
@@ -11,7 +12,9 @@ held-out training documents (their questions, and edited unanswerable copies of 
 serving reader's span-against-[CLS] score), never on the SQuAD dev sets; with `--open`, also end to end
 on a collection of those documents with unanswerable questions, whose threshold it then chooses. `check` measures the
 full dev sets and their 1,000-question spread samples reader-only and the gold set end to end, each through `byline`, and prints the ship
-rule's verdict against the shipped reader's figures in models/byline-reader/training.json.
+rule's verdict against the shipped reader's figures in models/byline-reader/training.json. `screen`
+does the cheap part for several blends at once: average, tune end to end on `--open`, the gold set,
+and the gold half of the ship rule; only a candidate that passes it is worth `check`'s half hour.
 """
 
 from __future__ import annotations
@@ -134,16 +137,16 @@ def collection_rows(rows: list[dict]) -> list[tuple[float, float, float]]:
     return [(r["best_score"], r["f1"], 1.0 if r["impossible"] else 0.0) for r in rows]
 
 
-def tune_on_collection(model: Path, path: Path, limit: int | None) -> dict:
+def tune_on_collection(model: Path, path: Path, limit: int | None, cache_root: Path | None = None) -> dict:
     """The threshold chosen end to end: every question of a SQuAD-format collection of training
     articles asked through the whole pipeline once with no threshold, then the threshold swept over
     each question's best score before it (the pipeline's top answer is the same at any threshold it
     passes, so the sweep is exact)."""
-    from eval.open_collection import run_open
+    from eval.open_collection import CACHE_ROOT, run_open
     from retrieval.config import load_config
 
     config = load_config(overrides={"reader.model": str(model.resolve()), "reader.no_answer_threshold": 0.0})
-    summary, rows = run_open(path, config, limit)
+    summary, rows = run_open(path, config, limit, cache_root=cache_root or CACHE_ROOT)
     chosen, best, f1_at = plateau_threshold(collection_rows(rows))
     return {"threshold": chosen, "collection_f1": round(100 * best, 2), "questions": len(rows),
             "unanswerable": sum(r["impossible"] for r in rows), "f1_with_no_threshold": round(summary["f1"], 2),
@@ -156,18 +159,61 @@ def _byline(*args: str) -> dict:
     return json.loads(output.strip().splitlines()[-1])
 
 
+def reader_settings(model: Path, threshold: float) -> list[str]:
+    return ["--set", f"reader.model={model.resolve()}", "--set", f"reader.no_answer_threshold={threshold}"]
+
+
+def gold_figures(model: Path, threshold: float, data_dir: Path) -> dict:
+    """The gold set end to end (`byline eval`) with this reader at this threshold."""
+    gold = _byline(*reader_settings(model, threshold), "--data-dir", str(data_dir), "eval", "--json")["summary"]
+    return {"exact": gold["em"], **{k: gold[k] for k in ("f1", "no_answer_accuracy", "no_answer_auc",
+                                                        "citation_precision", "recall@5")}}
+
+
+def screen(run_dir: Path, last: int, shares: list[float], open_file: Path, out_dir: Path, data_dir: Path,
+           shipped: dict, blend_with: Path | None = None, limit: int | None = None,
+           cache_root: Path | None = None) -> list[dict]:
+    """Each share a candidate: the run's last `last` snapshots averaged and blended at that share, its
+    threshold chosen end to end on `open_file` (training articles, never the dev sets), then the gold
+    set at that threshold and the gold half of the ship rule against `shipped` figures."""
+    screened = []
+    for share in shares:
+        model = out_dir / f"{run_dir.name}-last{last}-init{round(100 * share):02d}"
+        snapshots = average_snapshots(run_dir, last, model, share, blend_with)
+        tuned = tune_on_collection(model, open_file, limit, cache_root)
+        gold = gold_figures(model, tuned["threshold"], data_dir)
+        comparisons = gold_comparisons({"gold": gold}, shipped)
+        screened.append({"model": str(model), "snapshots": snapshots, "init_share": share,
+                         "threshold": tuned["threshold"], "collection_f1": tuned["collection_f1"], "gold": gold,
+                         "passes_gold": all(passes for passes, _ in comparisons),
+                         "reasons": [reason for _, reason in comparisons]})
+    return screened
+
+
+def screen_lines(screened: list[dict], data_dir: Path) -> list[str]:
+    """One line a candidate, and for each that passes the gold half the `check` command that decides."""
+    lines = []
+    for row in screened:
+        gold = row["gold"]
+        lines.append(f"{row['model']}: init share {row['init_share']}, threshold {row['threshold']}, collection F1 "
+                     f"{row['collection_f1']}; gold F1 {gold['f1']:.3f}, no-answer accuracy "
+                     f"{gold['no_answer_accuracy']:.3f}, AUC {gold['no_answer_auc']:.3f}: "
+                     + ("passes the gold half; next: python -m retrieval.reader.candidates check --model "
+                        f"{row['model']} --threshold {row['threshold']} --data-dir {data_dir} "
+                        "--out build/candidate-figures.json" if row["passes_gold"]
+                        else "; ".join(r for r in row["reasons"] if "more than" in r)))
+    return lines
+
+
 def check(model: Path, threshold: float, limit: int | None, data_dir: Path, shipped: dict | None = None) -> dict:
     """The candidate's figures: the gold set first, then the learning curve's samples and the dev sets.
 
     Against `shipped` figures, a candidate whose gold F1 or no-answer accuracy already fails the ship
     rule is not run on the full dev sets (half an hour of this CPU); `figures["stopped"]` says why.
     """
-    settings = ["--set", f"reader.model={model.resolve()}", "--set", f"reader.no_answer_threshold={threshold}"]
+    settings = reader_settings(model, threshold)
     limited = ["--limit", str(limit)] if limit else []
-    gold = _byline(*settings, "--data-dir", str(data_dir), "eval", "--json")["summary"]
-    figures = {"gold": {"exact": gold["em"], **{k: gold[k] for k in ("f1", "no_answer_accuracy", "no_answer_auc",
-                                                                    "citation_precision", "recall@5")}},
-               "samples": {}}
+    figures = {"gold": gold_figures(model, threshold, data_dir), "samples": {}}
     failing = [reason for passes, reason in gold_comparisons(figures, shipped or {}) if not passes]
     for name in ("squad-dev-v1.1", "squad-dev-v2.0"):
         path = str(BENCHMARK / f"{name}.json")
@@ -238,11 +284,30 @@ def main(argv=None) -> int:
     checking.add_argument("--limit", type=int, help="dev-set spread samples of N (the ship rule needs the full sets)")
     checking.add_argument("--data-dir", type=Path, default=REPO_ROOT / "build" / "candidate-data")
     checking.add_argument("--out", type=Path, help="write the figures here as JSON")
+    screening = commands.add_parser("screen")
+    screening.add_argument("--run", required=True, help="a run name or folder")
+    screening.add_argument("--runs-dir", type=Path)
+    screening.add_argument("--last", type=int, default=3)
+    screening.add_argument("--init-share", type=float, nargs="+", default=[0.5, 0.3],
+                           help="one candidate per share of the run's start (or of --blend-with) in the blend")
+    screening.add_argument("--blend-with", type=Path, metavar="MODEL_DIR")
+    screening.add_argument("--open", type=Path, required=True, metavar="FILE",
+                           help="the end-to-end tuning collection of training articles (as for tune --open)")
+    screening.add_argument("--limit", type=int, help="questions spread over --open (default: all)")
+    screening.add_argument("--out-dir", type=Path, default=REPO_ROOT / "build" / "screen")
+    screening.add_argument("--data-dir", type=Path, default=REPO_ROOT / "build" / "candidate-data")
     args = parser.parse_args(argv)
 
     from retrieval.reader.train import default_runs_dir, load_campaign, resolve_run
 
-    if args.command == "average":
+    if args.command == "screen":
+        record = json.loads((SHIPPED / "training.json").read_text()) if (SHIPPED / "training.json").exists() else {}
+        run_dir = resolve_run((args.runs_dir or default_runs_dir()).expanduser(), args.run)
+        screened = screen(run_dir, args.last, args.init_share, args.open, args.out_dir, args.data_dir,
+                          record.get("figures") or {}, args.blend_with, args.limit)
+        print("\n".join(screen_lines(screened, args.data_dir)))
+        print(json.dumps(screened))
+    elif args.command == "average":
         run_dir = resolve_run((args.runs_dir or default_runs_dir()).expanduser(), args.run)
         print(json.dumps({"averaged": average_snapshots(run_dir, args.last, args.out, args.init_share, args.blend_with), "out": str(args.out)}))
     elif args.command == "tune":

@@ -3,6 +3,7 @@ refused with one line when its data or schedule changed or its folder cannot be 
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 import yaml
@@ -187,6 +188,42 @@ def test_averaged_snapshots_ship_with_their_figures_and_curve_point(tmp_path):
     header_size = int.from_bytes((out / "model.safetensors").read_bytes()[:8], "little")
     header = json.loads((out / "model.safetensors").read_bytes()[8:8 + header_size])
     assert {v["dtype"] for k, v in header.items() if k != "__metadata__"} == {"F16"}
+
+
+def test_screening_blends_tunes_end_to_end_and_judges_the_gold_half_of_the_rule(tmp_path, test_config):
+    """`candidates screen`: a candidate per blend share, its threshold chosen on a collection of training
+    articles, the gold set run at that threshold, and `check` offered only to one that passes."""
+    from retrieval.reader import candidates
+
+    campaign = write_campaign(tmp_path)
+    assert run(tmp_path, campaign) == 0
+    run_dir = tmp_path / "runs" / "tiny"
+    collection = tmp_path / "collection.json"
+    collection.write_text(json.dumps({"version": "v2.0", "data": [
+        {"title": f"doc{d}", "paragraphs": [{"context": context, "qas": [
+            {"id": f"q{d}-{i}", "question": q, "is_impossible": False,
+             "answers": [{"text": a, "answer_start": context.index(a)}]} for i, (q, a) in enumerate(qas)]
+            + [{"id": f"q{d}-none", "question": "Who painted the ferry's hull?", "is_impossible": True,
+                "answers": [], "plausible_answers": []}]}]}
+        for d, (context, qas) in enumerate(PARAGRAPHS)]}))
+    shipped = json.loads((candidates.SHIPPED / "training.json").read_text())["figures"]
+    screened = candidates.screen(run_dir, 2, [0.5], collection, tmp_path / "screen", Path(test_config["data_dir"]),
+                                 shipped, cache_root=tmp_path / "open-eval")
+    [row] = screened
+    model = Path(row["model"])
+    assert model.name == "tiny-last2-init50"
+    assert json.loads((model / "averaged_from.json").read_text())["init_share"] == 0.5
+    assert 0.0 <= row["threshold"] <= 1.0 and 0.0 <= row["collection_f1"] <= 100.0
+    assert 0.0 <= row["gold"]["f1"] <= 1.0 and 0.0 <= row["gold"]["no_answer_accuracy"] <= 1.0
+    # the tiny run barely moved the shipped reader, so on the gold set it scores about as the shipped one does
+    assert abs(row["gold"]["f1"] - shipped["gold"]["f1"]) < 0.1
+    assert row["passes_gold"] == (row["gold"]["f1"] >= shipped["gold"]["f1"] - 0.01
+                                  and row["gold"]["no_answer_accuracy"] >= shipped["gold"]["no_answer_accuracy"] - 0.01)
+    passing = {**row, "passes_gold": True}
+    failing = {**row, "passes_gold": False, "reasons": ["gold f1 0.500 vs shipped 0.643: more than 0.01 lower"]}
+    [offered], [refused] = (candidates.screen_lines([r], tmp_path / "data") for r in (passing, failing))
+    assert f"candidates check --model {model} --threshold {row['threshold']}" in offered
+    assert "check" not in refused and refused.endswith("gold f1 0.500 vs shipped 0.643: more than 0.01 lower")
 
 
 def test_the_held_out_file_can_carry_edited_unanswerable_questions(tmp_path):
