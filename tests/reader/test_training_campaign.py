@@ -190,7 +190,7 @@ def test_averaged_snapshots_ship_with_their_figures_and_curve_point(tmp_path):
     assert {v["dtype"] for k, v in header.items() if k != "__metadata__"} == {"F16"}
 
 
-def test_screening_blends_tunes_end_to_end_and_judges_the_gold_half_of_the_rule(tmp_path, test_config):
+def test_screening_blends_tunes_end_to_end_and_judges_the_gold_half_of_the_rule(tmp_path):
     """`candidates screen`: a candidate per blend share, its threshold chosen on a collection of training
     articles, the gold set run at that threshold, and `check` offered only to one that passes."""
     from retrieval.reader import candidates
@@ -207,7 +207,8 @@ def test_screening_blends_tunes_end_to_end_and_judges_the_gold_half_of_the_rule(
                 "answers": [], "plausible_answers": []}]}]}
         for d, (context, qas) in enumerate(PARAGRAPHS)]}))
     shipped = json.loads((candidates.SHIPPED / "training.json").read_text())["figures"]
-    screened = candidates.screen(run_dir, 2, [0.5], collection, tmp_path / "screen", Path(test_config["data_dir"]),
+    # a data directory of its own: the bundled articles only, whatever other tests add to theirs
+    screened = candidates.screen(run_dir, 2, [0.5], collection, tmp_path / "screen", tmp_path / "gold-data",
                                  shipped, cache_root=tmp_path / "open-eval")
     [row] = screened
     model = Path(row["model"])
