@@ -182,11 +182,10 @@ def screen(run_dir: Path, last: int, shares: list[float], open_file: Path, out_d
         snapshots = average_snapshots(run_dir, last, model, share, blend_with)
         tuned = tune_on_collection(model, open_file, limit, cache_root)
         gold = gold_figures(model, tuned["threshold"], data_dir)
-        comparisons = gold_comparisons({"gold": gold}, shipped)
+        failing = [reason for passes, reason in gold_comparisons({"gold": gold}, shipped) if not passes]
         screened.append({"model": str(model), "snapshots": snapshots, "init_share": share,
                          "threshold": tuned["threshold"], "collection_f1": tuned["collection_f1"], "gold": gold,
-                         "passes_gold": all(passes for passes, _ in comparisons),
-                         "reasons": [reason for _, reason in comparisons]})
+                         "passes_gold": not failing, "failing": failing})
     return screened
 
 
@@ -201,7 +200,7 @@ def screen_lines(screened: list[dict], data_dir: Path) -> list[str]:
                      + ("passes the gold half; next: python -m retrieval.reader.candidates check --model "
                         f"{row['model']} --threshold {row['threshold']} --data-dir {data_dir} "
                         "--out build/candidate-figures.json" if row["passes_gold"]
-                        else "; ".join(r for r in row["reasons"] if "more than" in r)))
+                        else "; ".join(row["failing"])))
     return lines
 
 
@@ -300,8 +299,8 @@ def main(argv=None) -> int:
 
     from retrieval.reader.train import default_runs_dir, load_campaign, resolve_run
 
+    record = json.loads((SHIPPED / "training.json").read_text()) if (SHIPPED / "training.json").exists() else {}
     if args.command == "screen":
-        record = json.loads((SHIPPED / "training.json").read_text()) if (SHIPPED / "training.json").exists() else {}
         run_dir = resolve_run((args.runs_dir or default_runs_dir()).expanduser(), args.run)
         screened = screen(run_dir, args.last, args.init_share, args.open, args.out_dir, args.data_dir,
                           record.get("figures") or {}, args.blend_with, args.limit)
@@ -317,7 +316,6 @@ def main(argv=None) -> int:
         tuned["threshold"] = tuned["collection" if args.open else "paragraphs"]["threshold"]
         print(json.dumps(tuned))
     else:
-        record = json.loads((SHIPPED / "training.json").read_text()) if (SHIPPED / "training.json").exists() else {}
         figures = check(args.model, args.threshold, args.limit, args.data_dir, record.get("figures"))
         if args.out:
             args.out.write_text(json.dumps(figures, indent=2))

@@ -221,7 +221,7 @@ def test_screening_blends_tunes_end_to_end_and_judges_the_gold_half_of_the_rule(
     assert row["passes_gold"] == (row["gold"]["f1"] >= shipped["gold"]["f1"] - 0.01
                                   and row["gold"]["no_answer_accuracy"] >= shipped["gold"]["no_answer_accuracy"] - 0.01)
     passing = {**row, "passes_gold": True}
-    failing = {**row, "passes_gold": False, "reasons": ["gold f1 0.500 vs shipped 0.643: more than 0.01 lower"]}
+    failing = {**row, "passes_gold": False, "failing": ["gold f1 0.500 vs shipped 0.643: more than 0.01 lower"]}
     [offered], [refused] = (candidates.screen_lines([r], tmp_path / "data") for r in (passing, failing))
     assert f"candidates check --model {model} --threshold {row['threshold']}" in offered
     assert "check" not in refused and refused.endswith("gold f1 0.500 vs shipped 0.643: more than 0.01 lower")
