@@ -12,6 +12,7 @@ from haystack.dataclasses import ExtractedAnswer
 from haystack_integrations.components.readers.transformers import TransformersExtractiveReader
 
 from retrieval.errors import BylineError
+from retrieval.ingest.chunking import split_sentences
 from retrieval.reader.spans import Span, best_spans, find_spans
 
 EXPECTED = ("a Hugging Face question-answering model folder (config.json with a *ForQuestionAnswering "
@@ -62,8 +63,8 @@ class NullRelativeExtractiveReader(TransformersExtractiveReader):
     the same. Each answer's `meta["margin"]` is that logit margin, for the assembler.
 
     The span search is `retrieval.reader.spans`: windows in length-sorted padded batches with their
-    segment ids, and every window's spans (up to `max_answer_tokens` long) scored as one matrix,
-    instead of Haystack's per-candidate Python loop. Loading, answer type and de-duplication of
+    segment ids, and every window's spans (up to `max_answer_tokens` long, inside one sentence)
+    scored as one matrix, instead of Haystack's per-candidate Python loop. Loading, answer type and de-duplication of
     overlapping spans are Haystack's.
     """
 
@@ -87,7 +88,8 @@ class NullRelativeExtractiveReader(TransformersExtractiveReader):
         found = find_spans(self.model, self.tokenizer, [query] * len(documents), [d.content for d in documents],
                            max_length=max_seq_length or self.max_seq_length, stride=stride or self.stride,
                            max_answer_tokens=self.max_answer_tokens,
-                           per_window=answers_per_seq or self.answers_per_seq or 20)
+                           per_window=answers_per_seq or self.answers_per_seq or 20,
+                           sentence_starts=[_sentence_starts(d) for d in documents])
         lowest_null = min((span.null for spans in found for span in spans), default=0.0)
 
         def margin(span: Span) -> float:
@@ -116,6 +118,16 @@ class NullRelativeExtractiveReader(TransformersExtractiveReader):
                            stride=self.stride, max_answer_tokens=self.max_answer_tokens)
         return [(passage[s.start:s.end], self.span_score(s.value)) if s else (None, 0.0)
                 for passage, s in zip(passages, found)]
+
+
+def _sentence_starts(document: Document) -> list[int]:
+    """Where the document's sentences start: the focus step's, or the ingest splitter's on a bare passage.
+
+    A span across a sentence end ("two years of repairs. The work cost the town 2.5 million euros")
+    is never an answer; the reader's spans stay inside one sentence."""
+    if "sentence_starts" in document.meta:
+        return document.meta["sentence_starts"]
+    return [sentence.start for sentence in split_sentences("", document.content)[1:]]
 
 
 def load_reader(name: str, *, max_seq_length: int = 384, stride: int = 128, top_k: int = 10,

@@ -3,7 +3,7 @@
 Every pair is tokenised once (long passages overflow into windows of `max_length` tokens with
 `stride` overlap), windows are sorted by length and run through the model in padded batches, and
 each window's spans are scored at once as a (start, end) matrix limited to `max_answer_tokens` and
-to one line of the passage:
+to one segment of the passage (a line, or a sentence where the caller gives sentence starts):
 
     value = start logit + end logit - ([CLS] start + end logit of the window)
 
@@ -33,12 +33,15 @@ class WindowBatch:
     windows: list[int]  # window indices into the encoding, in this batch's rows
     inputs: dict  # the model's keyword arguments: padded input ids, attention mask (and segment ids)
     context: object  # bool tensor (rows, width): which tokens belong to the passage
-    lines: object  # int tensor (rows, width): the passage line each token starts on
+    segments: object  # int tensor (rows, width): the passage segment (line or sentence) each token starts in
 
 
 def window_batches(model, tokenizer, questions: list[str], passages: list[str], *, max_length: int = 384,
-                   stride: int = 128, batch_tokens: int = 8192):
+                   stride: int = 128, batch_tokens: int = 8192, sentence_starts: list[list[int]] | None = None):
     """Tokenise every pair once and cut its windows, sorted by length, into padded batches.
+
+    `sentence_starts` (per passage, character offsets, optional) splits a passage's lines further,
+    into sentences.
 
     Returns the tokenizer's encoding (offsets, window → pair) and the batches, each holding as many
     windows as fit `batch_tokens` at its longest. `byline bench reader` times the bare forward over
@@ -75,38 +78,50 @@ def window_batches(model, tokenizer, questions: list[str], passages: list[str], 
         inputs = {"input_ids": input_ids, "attention_mask": attention}
         if uses_segments:
             inputs["token_type_ids"] = segments
-        batches.append(WindowBatch(batch, inputs, context, _line_numbers(encoded, batch, passages, width)))
+        batches.append(WindowBatch(batch, inputs, context,
+                                   _segment_numbers(encoded, batch, passages, width, sentence_starts)))
     return encoded, batches
 
 
-def _line_numbers(encoded, windows: list[int], passages: list[str], width: int):
-    """(rows, width): the passage line each token starts on, so that no span runs across a line break.
+def _segment_numbers(encoded, windows: list[int], passages: list[str], width: int,
+                     sentence_starts: list[list[int]] | None):
+    """(rows, width): the passage segment each token starts in, so that no span crosses a segment.
 
-    The focus step hands the reader a few sentences that may come from neighbouring paragraphs; a span
-    from the end of one to the start of the next is never an answer, and it used to crowd the phrase
-    inside it out of the reader's top spans before the answer step threw it away."""
+    A segment ends at every line break: the focus step hands the reader a few sentences that may come
+    from neighbouring paragraphs; a span from the end of one to the start of the next is never an
+    answer, and it used to crowd the phrase inside it out of the reader's top spans before the answer
+    step threw it away. Where the caller gives the passage's sentence starts (the ingest's sentence
+    splitter, which knows "U.S." and "Co. Ltd."), a segment also ends at each sentence: a span such as
+    "two years of repairs. The work cost the town 2.5 million euros" is never an answer either.
+    """
     import numpy as np
     import torch
 
-    lines = np.full((len(windows), width), -1, dtype=np.int64)
+    segments = np.full((len(windows), width), -1, dtype=np.int64)
     for row, w in enumerate(windows):
-        passage = passages[encoded["overflow_to_sample_mapping"][w]]
-        breaks = np.array([m.start() for m in re.finditer("\n", passage)], dtype=np.int64)
-        starts = np.array([start for start, _ in encoded["offset_mapping"][w]], dtype=np.int64)
-        lines[row, :len(starts)] = np.searchsorted(breaks, starts)
-    return torch.from_numpy(lines)
+        pair = encoded["overflow_to_sample_mapping"][w]
+        passage = passages[pair]
+        starts_here = {m.end() for m in re.finditer("\n", passage)}
+        if sentence_starts is not None:
+            starts_here.update(sentence_starts[pair] or ())
+        boundaries = np.array(sorted(starts_here), dtype=np.int64)
+        token_starts = np.array([start for start, _ in encoded["offset_mapping"][w]], dtype=np.int64)
+        segments[row, :len(token_starts)] = np.searchsorted(boundaries, token_starts, side="right")
+    return torch.from_numpy(segments)
 
 
 def find_spans(model, tokenizer, questions: list[str], passages: list[str], *, max_length: int = 384,
                stride: int = 128, max_answer_tokens: int = 48, per_window: int = 20,
-               batch_tokens: int = 8192) -> list[list[Span]]:
-    """The best `per_window` spans of every window, grouped per pair (unsorted, may overlap)."""
+               batch_tokens: int = 8192, sentence_starts: list[list[int]] | None = None) -> list[list[Span]]:
+    """The best `per_window` spans of every window, grouped per pair (unsorted, may overlap).
+
+    With `sentence_starts` (each passage's sentence start offsets) no span runs across a sentence."""
     import torch
 
     if not questions:
         return []
     encoded, batches = window_batches(model, tokenizer, questions, passages, max_length=max_length,
-                                      stride=stride, batch_tokens=batch_tokens)
+                                      stride=stride, batch_tokens=batch_tokens, sentence_starts=sentence_starts)
     pair_of = encoded["overflow_to_sample_mapping"]
     results: list[list[Span]] = [[] for _ in questions]
     with torch.inference_mode():
@@ -119,7 +134,7 @@ def find_spans(model, tokenizer, questions: list[str], passages: list[str], *, m
             band = torch.ones((width, width), dtype=torch.bool).triu()
             band &= ~torch.ones((width, width), dtype=torch.bool).triu(diagonal=max_answer_tokens)
             allowed = band[None] & batch.context[:, :, None] & batch.context[:, None, :]
-            allowed &= batch.lines[:, :, None] == batch.lines[:, None, :]
+            allowed &= batch.segments[:, :, None] == batch.segments[:, None, :]
             scores = scores.masked_fill(~allowed, float("-inf")).flatten(1)
             top = torch.topk(scores, min(per_window, scores.shape[1]), dim=1)
             nulls = null.tolist()

@@ -164,7 +164,9 @@ class SentenceFocuser:
                         meta={"doc_id": doc_id, "article_start": sentence.start, "article_end": sentence.end})
 
     def _windows(self, best: list[tuple[str, int]], copies: dict[str, list[str]]) -> list[Document]:
-        """Each best sentence with `neighbours` sentences either side; overlapping windows merge."""
+        """Each best sentence with `neighbours` sentences either side; overlapping windows merge.
+
+        A passage keeps where its sentences start, so that the reader's spans stay inside one."""
         spans: dict[str, list[list[int]]] = defaultdict(list)
         first_seen: dict[str, int] = {}
         for rank, (doc_id, i) in enumerate(best):
@@ -187,6 +189,7 @@ class SentenceFocuser:
                 start, end = sentences[low].start, sentences[high].end
                 passages.append(Document(content=text[start:end],
                                          meta={"doc_id": doc_id, "article_start": start, "article_end": end,
+                                               "sentence_starts": [s.start - start for s in sentences[low + 1:high + 1]],
                                                "focus_rank": rank, "copies": copies.get(doc_id, [])}))
         passages.sort(key=lambda d: d.meta["focus_rank"])
         return passages

@@ -86,3 +86,16 @@ def test_chunk_vectors_pooled_from_sentences_stand_for_their_chunk(real_pipeline
     own_or_copy = [similarity[i].argmax() == i or similarity[i].max() - similarity[i, i] < 0.02
                    for i in range(len(chunks))]
     assert all(own_or_copy)
+
+
+
+def test_reader_passages_carry_where_their_sentences_start(real_pipeline):
+    """The reader keeps its spans inside one sentence by the ingest's sentence offsets, not its own guess."""
+    store = real_pipeline.store
+    passages = real_pipeline.trace("Which judge ruled in favor of Xiaomi?")["passages"]
+    assert passages
+    for passage in passages:
+        base, end = passage.meta["article_start"], passage.meta["article_end"]
+        inside = [s.start - base for s in store.sentences(passage.meta["doc_id"]) if base < s.start < end]
+        assert passage.meta["sentence_starts"] == inside
+    assert any(passage.meta["sentence_starts"] for passage in passages)

@@ -83,6 +83,27 @@ def test_no_span_runs_across_a_line_break(reader):
     assert passage[best.start:best.end] == "San Francisco"
 
 
+def _crosses_a_sentence_end(passage: str, starts: list[int], start: int, end: int) -> bool:
+    return any(start < s < end for s in starts)
+
+
+def test_no_span_runs_across_a_sentence_end(reader):
+    from retrieval.ingest.chunking import split_sentences
+    from retrieval.reader.spans import find_spans
+
+    starts = [s.start for s in split_sentences("", PARAGRAPH)[1:]]
+    assert len(starts) == 2
+    question = "How much did the repairs cost?"
+    unbounded = find_spans(reader.model, reader.tokenizer, [question], [PARAGRAPH])[0]
+    assert any(_crosses_a_sentence_end(PARAGRAPH, starts, s.start, s.end) for s in unbounded)
+    bounded = find_spans(reader.model, reader.tokenizer, [question], [PARAGRAPH], sentence_starts=[starts])[0]
+    assert bounded and not any(_crosses_a_sentence_end(PARAGRAPH, starts, s.start, s.end) for s in bounded)
+    # the serving reader splits a bare passage itself
+    answers = reader.run(query=question, documents=[Document(content=PARAGRAPH)], top_k=10)["answers"]
+    assert answers and not any(_crosses_a_sentence_end(PARAGRAPH, starts, a.document_offset.start,
+                                                       a.document_offset.end) for a in answers)
+
+
 def test_batched_spans_match_one_pair_at_a_time(reader):
     """Pairs batched with others of other lengths (padding) get the spans and scores they get alone."""
     questions = list(QUESTIONS) + ["Who invented the telephone?"]
