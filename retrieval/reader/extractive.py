@@ -64,8 +64,8 @@ class NullRelativeExtractiveReader(TransformersExtractiveReader):
 
     The span search is `retrieval.reader.spans`: windows in length-sorted padded batches with their
     segment ids, and every window's spans (up to `max_answer_tokens` long, inside one sentence)
-    scored as one matrix, instead of Haystack's per-candidate Python loop. Loading, answer type and de-duplication of
-    overlapping spans are Haystack's.
+    scored as one matrix, instead of Haystack's per-candidate Python loop. Loading, answer type and
+    de-duplication of overlapping spans are Haystack's.
     """
 
     def __init__(self, *, max_answer_tokens: int = 48, null_scope: str = "question", **kwargs) -> None:

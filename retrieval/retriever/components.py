@@ -187,9 +187,10 @@ class SentenceFocuser:
             sentences = self.store.sentences(doc_id)
             for low, high, rank in merged:
                 start, end = sentences[low].start, sentences[high].end
+                sentence_starts = [s.start - start for s in sentences[low + 1:high + 1]]
                 passages.append(Document(content=text[start:end],
                                          meta={"doc_id": doc_id, "article_start": start, "article_end": end,
-                                               "sentence_starts": [s.start - start for s in sentences[low + 1:high + 1]],
+                                               "sentence_starts": sentence_starts,
                                                "focus_rank": rank, "copies": copies.get(doc_id, [])}))
         passages.sort(key=lambda d: d.meta["focus_rank"])
         return passages

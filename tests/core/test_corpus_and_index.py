@@ -88,7 +88,6 @@ def test_chunk_vectors_pooled_from_sentences_stand_for_their_chunk(real_pipeline
     assert all(own_or_copy)
 
 
-
 def test_reader_passages_carry_where_their_sentences_start(real_pipeline):
     """The reader keeps its spans inside one sentence by the ingest's sentence offsets, not its own guess."""
     store = real_pipeline.store

@@ -83,7 +83,7 @@ def test_no_span_runs_across_a_line_break(reader):
     assert passage[best.start:best.end] == "San Francisco"
 
 
-def _crosses_a_sentence_end(passage: str, starts: list[int], start: int, end: int) -> bool:
+def _crosses_a_sentence_end(starts: list[int], start: int, end: int) -> bool:
     return any(start < s < end for s in starts)
 
 
@@ -95,13 +95,13 @@ def test_no_span_runs_across_a_sentence_end(reader):
     assert len(starts) == 2
     question = "How much did the repairs cost?"
     unbounded = find_spans(reader.model, reader.tokenizer, [question], [PARAGRAPH])[0]
-    assert any(_crosses_a_sentence_end(PARAGRAPH, starts, s.start, s.end) for s in unbounded)
+    assert any(_crosses_a_sentence_end(starts, s.start, s.end) for s in unbounded)
     bounded = find_spans(reader.model, reader.tokenizer, [question], [PARAGRAPH], sentence_starts=[starts])[0]
-    assert bounded and not any(_crosses_a_sentence_end(PARAGRAPH, starts, s.start, s.end) for s in bounded)
+    assert bounded and not any(_crosses_a_sentence_end(starts, s.start, s.end) for s in bounded)
     # the serving reader splits a bare passage itself
     answers = reader.run(query=question, documents=[Document(content=PARAGRAPH)], top_k=10)["answers"]
-    assert answers and not any(_crosses_a_sentence_end(PARAGRAPH, starts, a.document_offset.start,
-                                                       a.document_offset.end) for a in answers)
+    assert answers and not any(_crosses_a_sentence_end(starts, a.document_offset.start, a.document_offset.end)
+                               for a in answers)
 
 
 def test_batched_spans_match_one_pair_at_a_time(reader):
