@@ -2,6 +2,7 @@
 
 import pytest
 
+import known_wrong
 from retrieval.retriever.components import normalize_answer
 
 # question -> acceptable answers (any one, after SQuAD normalisation, must be inside the answer)
@@ -19,7 +20,7 @@ QUESTIONS = {
 }
 
 
-KNOWN_WRONG = {  # question -> why; strict, so a reader that answers it right fails here until it is removed
+KNOWN_WRONG = {  # question -> why (known_wrong.params)
     "Who owns WeChat?": "campaign 7's reader leads with 'WeChat and ByteDance Ltd' (0.634), a span that holds the "
                         "question's own subject; the reader before it answered 'Tencent'",
     "Where is the appeals court that voiced doubts about the WeChat restrictions?":
@@ -33,9 +34,7 @@ def results(real_pipeline):
     return {question: real_pipeline.ask(question) for question in QUESTIONS}
 
 
-@pytest.mark.parametrize("question", [
-    pytest.param(q, marks=pytest.mark.xfail(reason=KNOWN_WRONG[q], strict=True)) if q in KNOWN_WRONG else q
-    for q in QUESTIONS])
+@pytest.mark.parametrize("question", known_wrong.params(QUESTIONS, KNOWN_WRONG))
 def test_question_is_answered_with_a_citation_that_holds_the_answer(real_pipeline, results, question):
     result = results[question]
     assert not result.no_answer, f"no answer for {question!r}"

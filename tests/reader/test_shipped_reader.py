@@ -5,6 +5,7 @@ import json
 import pytest
 from haystack import Document
 
+import known_wrong
 from retrieval.config import REPO_ROOT, load_config
 from retrieval.errors import BylineError
 from retrieval.reader.extractive import load_reader
@@ -114,15 +115,13 @@ def test_batched_spans_match_one_pair_at_a_time(reader):
     assert [score for _, score in together] == pytest.approx([score for _, score in alone], abs=1e-4)
 
 
-KNOWN_WRONG = {  # question -> why; strict, so a reader that answers it right fails here until it is removed
+KNOWN_WRONG = {  # question -> why (known_wrong.params)
     "How much did the repairs cost?": "campaign 7's reader prefers 'two years' (of repairs) at 0.788 to "
                                       "'2.5 million euros' at 0.736; the reader before it answered right by 0.704 to 0.680",
 }
 
 
-@pytest.mark.parametrize("question", [
-    pytest.param(q, marks=pytest.mark.xfail(reason=KNOWN_WRONG[q], strict=True)) if q in KNOWN_WRONG else q
-    for q in QUESTIONS])
+@pytest.mark.parametrize("question", known_wrong.params(QUESTIONS, KNOWN_WRONG))
 def test_answers_hand_written_questions(reader, question):
     answers = reader.run(query=question, documents=[Document(content=PARAGRAPH)], top_k=1)["answers"]
     assert answers[0].data.strip(" .,") in QUESTIONS[question]
