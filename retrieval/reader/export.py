@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
@@ -102,19 +103,36 @@ def results_table(figures: dict) -> str:
     return table
 
 
-def curve_table(curve: list[dict]) -> str:
+V11_GOAL_F1 = 80.0  # issue 11's goal for the full v1.1 dev set
+
+
+def curve_table(curve: list[dict], seconds_per_feature: float | None = None) -> str:
     rows = ["| checkpoint | features seen | v1.1 F1 (sample) | v2.0 F1 (sample) |", "| --- | ---: | ---: | ---: |"]
     rows += [f"| {p['label']} | {p['features_seen']:,} | {_number(p.get('v1.1_sample_f1'))} | "
              f"{_number(p.get('v2.0_sample_f1'))} |" for p in curve]
     if len(curve) >= 2 and curve[-1].get("v1.1_sample_f1") and curve[-2].get("v1.1_sample_f1"):
-        import math
-
         a, b = curve[-2], curve[-1]
         doublings = math.log2(b["features_seen"] / a["features_seen"])
         if doublings > 0:
-            rows.append(f"\nSlope over the last two points: {(b['v1.1_sample_f1'] - a['v1.1_sample_f1']) / doublings:+.1f} "
-                        f"v1.1 F1 per doubling of the features seen.")
+            slope = (b["v1.1_sample_f1"] - a["v1.1_sample_f1"]) / doublings
+            rows.append(f"\nSlope over the last two points: {slope:+.1f} v1.1 F1 per doubling of the features seen.")
+            rows.append(goal_estimate(b, slope, seconds_per_feature))
     return "\n".join(rows)
+
+
+def goal_estimate(last: dict, slope: float, seconds_per_feature: float | None) -> str:
+    """How much more training the v1.1 goal needs if the last slope held (an extrapolation, not a promise)."""
+    short = V11_GOAL_F1 - last["v1.1_sample_f1"]
+    if short <= 0:
+        return f"The sample is at or above the v1.1 goal of {V11_GOAL_F1:.0f}."
+    if slope <= 0:
+        return f"At that slope more of the same training does not reach the v1.1 goal of {V11_GOAL_F1:.0f}."
+    needed = last["features_seen"] * (2 ** (short / slope) - 1)
+    line = (f"At that slope the v1.1 goal of {V11_GOAL_F1:.0f} ({short:.1f} points above the sample) needs "
+            f"{short / slope:.1f} more doublings: about {needed / 1e6:.1f} million more features")
+    if seconds_per_feature:
+        line += f", {needed * seconds_per_feature / 3600:,.0f} h of training on this CPU"
+    return line + "."
 
 
 def campaign_history(record: dict) -> str:
@@ -188,10 +206,17 @@ to the answer's sentence and up to two neighbours either side, as Byline's focus
 def write_card(out: Path, record: dict) -> None:
     figures = record["figures"]
     card = CARD.format(size_mb=(out / "model.safetensors").stat().st_size / 1e6,
-                       training=training_section(record), curve=curve_table(record.get("curve", [])),
+                       training=training_section(record),
+                       curve=curve_table(record.get("curve", []), seconds_per_feature(record)),
                        threshold=record["threshold"], results=results_table(figures),
                        tried=record.get("tried", "See the README's reader section."))
     (out / "README.md").write_text(card, encoding="utf-8")
+
+
+def seconds_per_feature(record: dict) -> float | None:
+    campaign = record.get("campaign") or {}
+    trained = (campaign.get("step") or 0) * campaign.get("schedule", {}).get("batch_size", 0)
+    return campaign["train_hours"] * 3600 / trained if trained and campaign.get("train_hours") else None
 
 
 def campaign_config(plan: dict) -> str:

@@ -292,3 +292,15 @@ def test_the_model_card_says_how_much_of_its_mix_a_campaign_covered():
     campaign["schedule"] |= {"epochs": 1, "max_steps": 96}
     campaign["total_steps"] = 96
     assert passes_over_the_mix(campaign).startswith("0.96 of an epoch of the 3,200-feature mix: `max_steps`")
+
+
+def test_the_model_card_extrapolates_the_training_the_v11_goal_needs():
+    from retrieval.reader.export import curve_table
+
+    curve = [{"label": "a", "features_seen": 100_000, "v1.1_sample_f1": 70.0},
+             {"label": "b", "features_seen": 200_000, "v1.1_sample_f1": 72.0}]
+    # +2 F1 per doubling, 8 points short of 80: 4 more doublings, 200k x (16 - 1) = 3.0 million more features
+    assert curve_table(curve, seconds_per_feature=0.036).endswith(
+        "needs 4.0 more doublings: about 3.0 million more features, 30 h of training on this CPU.")
+    curve[-1]["v1.1_sample_f1"] = 69.0
+    assert "does not reach the v1.1 goal" in curve_table(curve)
