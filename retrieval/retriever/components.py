@@ -219,15 +219,18 @@ class AnswerAssembler:
     that names the subject only as "it" or "its founder", which the focus step ranks low.) Its
     score is sigmoid(`calibration_factor` × evidence), the reader's own scale, and the no-answer
     threshold applies to it. "Also possible" answers are short (≤ `also_possible_max_words`),
-    distinct from the lead answer and not another piece of its name, within `also_possible_within` of
-    its evidence and of the kind the question asks for (a date for "when", a number for "how many", a
-    name for "who"), or not shown.
+    distinct from every answer already shown and not another piece of its name, within
+    `also_possible_within` of the lead answer's evidence and of the kind the question asks for (a date for "when", a number for "how many", a
+    name for "who"), or not shown. A span that holds at least `restatement_share` of the question's
+    own words (of two or more) restates the question ("The judge who ruled in favor of Xiaomi called …"
+    for "Which judge ruled in favor of Xiaomi?") and is not an answer; 0 keeps every span.
     """
 
     def __init__(self, store: ArticleStore, no_answer_threshold: float, max_answers: int,
                  max_answer_words: int = 30, citation_similarity: float = 0.0, focus_prior: float = 0.0,
                  agreement: float = 0.0, also_possible_within: float = float("inf"),
-                 also_possible_max_words: int = 30, calibration_factor: float = 0.1) -> None:
+                 also_possible_max_words: int = 30, calibration_factor: float = 0.1,
+                 restatement_share: float = 0.0) -> None:
         self.store = store
         self.no_answer_threshold = no_answer_threshold
         self.max_answers = max_answers
@@ -238,6 +241,7 @@ class AnswerAssembler:
         self.also_possible_within = also_possible_within
         self.also_possible_max_words = also_possible_max_words
         self.calibration_factor = calibration_factor
+        self.restatement_share = restatement_share
 
     def _margin(self, answer: ExtractedAnswer) -> float:
         if "margin" in (answer.meta or {}):
@@ -250,6 +254,7 @@ class AnswerAssembler:
             closest: list[Document], retrieved: list[Document]) -> dict:
         groups: dict[str, list[_AnswerSpan]] = defaultdict(list)
         kind = answer_kind(question)
+        question_terms = set(terms(question))
         article_rank: dict[str, int] = {}  # the focus rank of each article's best passage
         for passage in passages:
             doc_id = passage.meta["doc_id"]
@@ -264,6 +269,8 @@ class AnswerAssembler:
             # an answer is a phrase: it does not run across paragraphs or go on for sentences
             if "\n" in stripped or len(stripped.split()) > self.max_answer_words:
                 continue
+            if self._restates(question_terms, stripped):
+                continue
             start += len(text) - len(text.lstrip())
             meta = answer.document.meta
             base = meta["article_start"]
@@ -274,6 +281,7 @@ class AnswerAssembler:
                           key, spans) for key, spans in groups.items()), key=lambda g: -g[0])
         best_score = self._score(ranked[0][0]) if ranked else 0.0
         merged = []
+        shown: list[tuple[str, list[_AnswerSpan]]] = []  # the answers kept so far, by key and spans
         for evidence, key, spans in ranked:
             score = self._score(evidence)
             if score < self.no_answer_threshold or len(merged) >= self.max_answers:
@@ -281,8 +289,9 @@ class AnswerAssembler:
             spans.sort(key=lambda s: -s.evidence)
             _, doc_id, start, end, _ = spans[0]
             text = self.store.article_text(doc_id)[start:end]
-            if merged and not self._also_possible(key, text, spans, evidence, ranked[0], kind):
+            if merged and not self._also_possible(key, text, spans, evidence, ranked[0][0], shown, kind):
                 continue
+            shown.append((key, spans))
             # ordered, not a set: an article cited twice keeps its strongest mention, whatever the hash seed
             located = [loc for loc in dict.fromkeys(self._exact(text, s.doc_id, s.start, s.end) for s in spans)
                        if loc is not None]
@@ -297,28 +306,34 @@ class AnswerAssembler:
                               for d in closest]
         return {"result": result, "best_score": best_score}
 
+    def _restates(self, question_terms: set[str], span: str) -> bool:
+        if not self.restatement_share or len(question_terms) < 2:
+            return False
+        return len(question_terms & set(terms(span))) >= self.restatement_share * len(question_terms)
+
     def _score(self, evidence: float) -> float:
         return 1.0 / (1.0 + math.exp(-self.calibration_factor * evidence))
 
-    def _also_possible(self, key: str, text: str, spans: list[_AnswerSpan], evidence: float, lead: tuple,
-                       kind: str | None) -> bool:
-        """Short, close to the lead answer's evidence, neither inside it nor holding it nor another piece of
-        its name, and of the kind the question asks for ("When …?" → "Also possible: Later" is no alternative)."""
-        lead_evidence, lead_key, lead_spans = lead
+    def _also_possible(self, key: str, text: str, spans: list[_AnswerSpan], evidence: float, lead_evidence: float,
+                       shown: list[tuple[str, list[_AnswerSpan]]], kind: str | None) -> bool:
+        """Short, close to the lead answer's evidence, of the kind the question asks for ("When …?" →
+        "Also possible: Later" is no alternative), and neither inside nor holding nor another piece of the
+        name of an answer already shown ("Judge Rudolph Contreras" and then "Rudolph Contreras")."""
         return (len(key.split()) <= self.also_possible_max_words and lead_evidence - evidence <= self.also_possible_within
-                and key not in lead_key and lead_key not in key and fits(kind, text)
-                and not self._fragment_of_lead(spans, lead_spans))
+                and fits(kind, text)
+                and not any(key in other_key or other_key in key or self._fragment_of(spans, other_spans)
+                            for other_key, other_spans in shown))
 
-    def _fragment_of_lead(self, spans: list[_AnswerSpan], lead_spans: list[_AnswerSpan]) -> bool:
-        """Whether the answer is another piece of the lead answer's own name: it overlaps a lead span, or
+    def _fragment_of(self, spans: list[_AnswerSpan], other_spans: list[_AnswerSpan]) -> bool:
+        """Whether the answer is another piece of another answer's name: it overlaps one of its spans, or
         only title-case words lie between them ("District" and "Judge" beside "Rudolph Contreras" in
         "District Judge Rudolph Contreras"), where "Beijing and Shanghai" stay two answers."""
-        for span, lead in itertools.product(spans, lead_spans):
-            if span.doc_id != lead.doc_id:
+        for span, other in itertools.product(spans, other_spans):
+            if span.doc_id != other.doc_id:
                 continue
-            overlapping = span.start < lead.end and lead.start < span.end
+            overlapping = span.start < other.end and other.start < span.end
             if overlapping or _NAME_GAP.fullmatch(
-                    self.store.article_text(span.doc_id)[min(span.end, lead.end):max(span.start, lead.start)]):
+                    self.store.article_text(span.doc_id)[min(span.end, other.end):max(span.start, other.start)]):
                 return True
         return False
 

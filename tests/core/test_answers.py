@@ -1,5 +1,7 @@
 """Questions about the bundled corpus, answered by the real pipeline with the shipped reader."""
 
+import itertools
+
 import pytest
 
 import known_wrong
@@ -106,6 +108,31 @@ def test_also_possible_answers_are_not_pieces_of_the_lead_answers_name(real_pipe
             joined_before = re.search(re.escape(other.text) + r"\s*(?:[A-Z][a-z][\w.'’-]*\s+){0,3}$", before)
             joined_after = re.match(r"\s*(?:[A-Z][a-z][\w.'’-]*\s+){0,3}" + re.escape(other.text), after)
             assert not (joined_before or joined_after), (lead.text, other.text, citation.snippet)
+
+
+def test_no_two_answers_shown_are_one_inside_the_other(real_pipeline):
+    """"Which judge ruled in favor of Xiaomi?" once offered "Also possible: Judge Rudolph Contreras" and
+    then "Rudolph Contreras" as a third answer."""
+    result = real_pipeline.ask("Which judge ruled in favor of Xiaomi?")
+    keys = [normalize_answer(answer.text) for answer in result.answers]
+    assert len(keys) >= 2, keys
+    for first, second in itertools.combinations(keys, 2):
+        assert first not in second and second not in first, keys
+
+
+def test_no_answer_restates_the_question(real_pipeline):
+    """The reader once led "Which judge ruled in favor of Xiaomi?" with the article's sentence "The judge who
+    ruled in favor of Xiaomi called the allegations …", which names no judge (reader.restatement_share)."""
+    from retrieval.retriever.components import terms
+
+    question = "Which judge ruled in favor of Xiaomi?"
+    asked = set(terms(question))
+    share = real_pipeline.config["reader"]["restatement_share"]
+    assert 0 < share <= 1
+    result = real_pipeline.ask(question)
+    assert not result.no_answer
+    for answer in result.answers:
+        assert len(asked & set(terms(answer.text))) < share * len(asked), answer.text
 
 
 def test_answers_and_citations_do_not_depend_on_the_hash_seed(real_pipeline):
