@@ -220,8 +220,8 @@ class AnswerAssembler:
     score is sigmoid(`calibration_factor` × evidence), the reader's own scale, and the no-answer
     threshold applies to it. "Also possible" answers are short (≤ `also_possible_max_words`),
     distinct from every answer already shown and not another piece of its name, within
-    `also_possible_within` of the lead answer's evidence and of the kind the question asks for (a date for "when", a number for "how many", a
-    name for "who"), or not shown. A span that holds at least `restatement_share` of the question's
+    `also_possible_within` of the lead answer's evidence and of the kind the question asks for (a date
+    for "when", a number for "how many", a name for "who"), or not shown. A span that holds at least `restatement_share` of the question's
     own words (of two or more) restates the question ("The judge who ruled in favor of Xiaomi called …"
     for "Which judge ruled in favor of Xiaomi?") and is not an answer; 0 keeps every span.
     """
