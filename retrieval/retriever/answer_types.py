@@ -13,8 +13,10 @@ import re
 
 _MONTHS = ("january|february|march|april|may|june|july|august|september|october|november|december|"
            r"(jan|feb|mar|apr|jun|jul|aug|sep|sept|oct|nov|dec)(\.|(?= ?\d))")  # "Jun" alone is a name
-_NUMBER_WORDS = ("one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|hundred|thousand|"
-                 "million|billion|trillion|dozen|half|a few|several")
+_NUMBER_WORDS = ("one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|"
+                 "sixteen|seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
+                 "hundred|thousand|million|billion|trillion|dozen|half|third|quarter|twice|double|triple|"
+                 "a few|several|multiple|percent|per cent")
 _DATE_QUESTION = re.compile(r"^(in |by |since |until )?(when\b|what (year|date|day|month|century|decade|time)\b|"
                             r"which (year|date|day|month|century|decade)\b)")
 _NUMBER_QUESTION = re.compile(r"^how (many|much|long|old|far|tall|large|big|high)\b|"

@@ -72,7 +72,8 @@ def test_json_shape(results):
 @pytest.mark.parametrize("question, kind, fitting, not_fitting", [
     ("When was Xiaomi removed from the list?", "date", ["May", "mid-January", "on 14 January 2021"], ["Later", "formally"]),
     ("In what year was the company founded?", "date", ["2010"], ["Lei Jun"]),
-    ("How many employees does Xiaomi have?", "number", ["32,000", "thousands", "about two dozen"], ["employees"]),
+    ("How many employees does Xiaomi have?", "number", ["32,000", "thousands", "about two dozen", "fifteen",
+                                                        "a third", "nearly twice as many"], ["employees", "worldwide"]),
     ("Who blocked the designation?", "person", ["Rudolph Contreras", "the DoD"], ["judge"]),
     ("Why did the Pentagon blacklist Xiaomi?", None, ["its trading", "ties"], []),
 ])
