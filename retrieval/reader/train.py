@@ -162,6 +162,30 @@ def data_identity(campaign: dict) -> dict:
             "data_seed": campaign["schedule"]["seed"]}
 
 
+PRECISIONS = ("float32", "bfloat16")
+
+
+def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether this CPU computes bf16 natively (AVX-512 BF16 or AMX). Elsewhere autocast emulates it,
+    slower than fp32, so a bf16 schedule is refused there."""
+    try:
+        flags = cpuinfo.read_text()
+    except OSError:
+        return False
+    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+
+
+def training_precision(schedule: dict, cuda: bool) -> str:
+    """The schedule's `precision`: float32 (the default) or bfloat16, mixed precision (autocast, fp32 master weights)."""
+    precision = schedule.get("precision", "float32")
+    if precision not in PRECISIONS:
+        raise CampaignError(f"schedule.precision {precision!r} is not one of {', '.join(PRECISIONS)}")
+    if precision == "bfloat16" and not cuda and not native_bf16():
+        raise CampaignError("schedule.precision bfloat16 needs a CPU with native bf16 (avx512_bf16 or amx_bf16), "
+                            "which this one lacks; give the campaign float32 under a new name")
+    return precision
+
+
 def schedule_identity(campaign: dict) -> dict:
     return dict(campaign["schedule"])
 
@@ -530,6 +554,8 @@ def run_campaign(campaign: dict, run_dir: Path, command: list[str], dry_run: boo
             raise CampaignError(f"run {run_dir.name} was planned differently; changed since: {'; '.join(changed[:6])}"
                                 f" (keep the campaign file as it was to resume, or give the campaign a new name)")
 
+    precision = training_precision(schedule, torch.cuda.is_available())
+
     init_dir = run_dir / "init"
     if not init_dir.exists():
         source = Path(campaign["init_from"])
@@ -598,6 +624,7 @@ def run_campaign(campaign: dict, run_dir: Path, command: list[str], dry_run: boo
         seed=seed,
         data_seed=seed,
         use_cpu=not torch.cuda.is_available(),
+        bf16=precision == "bfloat16",
         train_sampling_strategy="sequential",  # the order is the campaign's, fixed in campaign_order
         dataloader_num_workers=0,
         report_to=[],

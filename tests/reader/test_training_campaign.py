@@ -86,6 +86,45 @@ def test_a_changed_schedule_or_data_file_is_refused_by_name(tmp_path, capsys):
     assert "data.files.tiny/set.json (file contents)" in err and err.count("\n") == 1
 
 
+def test_a_bfloat16_schedule_trains_in_mixed_precision_where_the_cpu_has_native_bf16(tmp_path, monkeypatch):
+    import transformers
+
+    seen = {}
+    real_train = transformers.Trainer.train
+
+    def recording_train(trainer, *args, **kwargs):
+        seen["bf16"] = trainer.args.bf16
+        return real_train(trainer, *args, **kwargs)
+
+    monkeypatch.setattr(train, "native_bf16", lambda: True)  # autocast runs (emulated) on any CPU
+    monkeypatch.setattr(transformers.Trainer, "train", recording_train)
+    campaign = write_campaign(tmp_path, precision="bfloat16")
+    assert run(tmp_path, campaign) == 0
+    assert seen["bf16"] is True
+    assert (tmp_path / "runs" / "tiny" / "final" / "model.safetensors").exists()
+
+
+def test_a_bfloat16_schedule_is_refused_in_one_line_where_the_cpu_lacks_it(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(train, "native_bf16", lambda: False)
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert run(tmp_path, write_campaign(tmp_path, precision="bfloat16"), "--dry-run") == 2
+    err = capsys.readouterr().err
+    assert "native bf16" in err and err.count("\n") == 1
+    assert run(tmp_path, write_campaign(tmp_path, precision="float16"), "--dry-run") == 2
+    assert "schedule.precision 'float16' is not one of float32, bfloat16" in capsys.readouterr().err
+
+
+def test_native_bf16_is_read_from_the_cpu_flags(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f avx512_bf16\n")
+    assert train.native_bf16(cpuinfo)
+    cpuinfo.write_text("flags\t\t: fpu sse2 avx2 avx512f\n")
+    assert not train.native_bf16(cpuinfo)
+    assert not train.native_bf16(tmp_path / "missing")
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root can write to any folder")
 def test_an_unwritable_checkpoint_folder_is_one_line(tmp_path, capsys):
     campaign = write_campaign(tmp_path)
