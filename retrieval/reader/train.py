@@ -14,6 +14,7 @@ changed it refuses, naming what changed. A checkpoint is written every `checkpoi
 training, and each one is scored on held-out training documents (never on qa-data/benchmark).
 
 Pause: `kill -STOP -PGID` / `kill -CONT -PGID`, or create the file PAUSE in the run folder.
+Checkpoint now (before a stretch of work ends, so that less is lost): create the file CHECKPOINT there.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from retrieval.reader.training_data import (MixEntry, QAExample, TrainingDataErr
 FEATURES_VERSION = 2
 MAX_QUESTION_TOKENS = 64
 STATUS_FILE, PLAN_FILE, PID_FILE, PAUSE_FILE = "status.json", "plan.json", "trainer.pid", "PAUSE"
+CHECKPOINT_NOW_FILE = "CHECKPOINT"
 
 
 class CampaignError(RuntimeError):
@@ -498,7 +500,7 @@ def _callbacks(run_dir: Path, plan: dict, campaign: dict, tokenizer, held_out: t
             seconds = (time.process_time() - self.step_started_cpu) / threads
             self.status["train_seconds"] = self.status.get("train_seconds", 0.0) + seconds
             self.step_seconds.append(seconds)
-            if time.monotonic() - self.last_save >= minutes * 60:
+            if time.monotonic() - self.last_save >= minutes * 60 or (run_dir / CHECKPOINT_NOW_FILE).exists():
                 control.should_save = True
             if state.global_step % 10 == 0:
                 self._write(state)
@@ -512,6 +514,7 @@ def _callbacks(run_dir: Path, plan: dict, campaign: dict, tokenizer, held_out: t
 
         def on_save(self, args, state, control, model=None, **kwargs):
             self.last_save = time.monotonic()
+            (run_dir / CHECKPOINT_NOW_FILE).unlink(missing_ok=True)
             checkpoint = Path(args.output_dir) / f"checkpoint-{state.global_step}"
             snapshots = run_dir / "snapshots"
             snapshots.mkdir(exist_ok=True)
@@ -697,7 +700,8 @@ def status_lines(run_dir: Path) -> list[str]:
                  f"null-rule F1 {last['held_out_null_rule_f1']}, no-answer accuracy {last['held_out_no_answer_accuracy']}"
                  if last else "last evaluation: none yet")
     checkpoints = complete_checkpoints(run_dir)
-    lines.append(f"newest checkpoint: {checkpoints[-1] if checkpoints else 'none yet'}")
+    lines.append(f"newest checkpoint: {checkpoints[-1] if checkpoints else 'none yet'}"
+                 + (f" (checkpoint now: touch {run_dir / CHECKPOINT_NOW_FILE})" if pid else ""))
     lines.append("resume: nice -n 19 " + " ".join(plan["command"]) + " --background")
     return lines
 

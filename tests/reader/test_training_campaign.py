@@ -86,6 +86,24 @@ def test_a_changed_schedule_or_data_file_is_refused_by_name(tmp_path, capsys):
     assert "data.files.tiny/set.json (file contents)" in err and err.count("\n") == 1
 
 
+def test_a_checkpoint_file_in_the_run_folder_checkpoints_at_the_next_step(tmp_path):
+    """Before a stretch of work ends: `touch <run>/CHECKPOINT` saves at the end of the step under way,
+    however long until the next timed checkpoint; the file is gone once the checkpoint is written."""
+    campaign = write_campaign(tmp_path)
+    settings = yaml.safe_load(campaign.read_text())
+    settings["checkpoint_minutes"] = 600
+    campaign.write_text(yaml.safe_dump(settings))
+    run_dir = tmp_path / "runs" / "tiny"
+    run_dir.mkdir(parents=True)
+    (run_dir / "CHECKPOINT").touch()
+    assert run(tmp_path, campaign) == 0
+    assert (run_dir / "snapshots" / "step-000001.safetensors").exists()
+    assert not (run_dir / "CHECKPOINT").exists()
+    plan = json.loads((run_dir / "plan.json").read_text())
+    steps = sorted(int(p.stem.split("-")[1]) for p in (run_dir / "snapshots").glob("step-*.safetensors"))
+    assert steps == [1, plan["total_steps"]]  # then only the final one
+
+
 def test_a_bfloat16_schedule_trains_in_mixed_precision_where_the_cpu_has_native_bf16(tmp_path, monkeypatch):
     import transformers
 
