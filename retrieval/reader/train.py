@@ -174,7 +174,7 @@ def native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
         flags = cpuinfo.read_text()
     except OSError:
         return False
-    return any(flag in flags.split() for flag in ("avx512_bf16", "amx_bf16"))
+    return not {"avx512_bf16", "amx_bf16"}.isdisjoint(flags.split())
 
 
 def training_precision(schedule: dict, cuda: bool) -> str:
