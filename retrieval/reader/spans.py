@@ -18,6 +18,36 @@ import re
 from dataclasses import dataclass
 
 
+_PAIRS = (("“", "”"), ('"', '"'), ("(", ")"), ("[", "]"))
+
+
+def balanced(passage: str, start: int, end: int) -> tuple[int, int]:
+    """The span with its quotes and brackets paired. The model's end token often stops one short of a
+    closing quote, and a reader shown 'an “independently operated corporation' sees a broken quotation:
+    an unpaired mark at the span's edge is dropped ('“arbitrary' -> 'arbitrary'); one inside it takes in
+    its partner where that sits right beside the span ('an “independent corporation' -> '… corporation”')."""
+    for opener, closer in _PAIRS:
+        text = passage[start:end]
+        if opener == closer:
+            unpaired_open = unpaired_close = text.count(opener) % 2 == 1
+        else:
+            unpaired_open = text.count(opener) > text.count(closer)
+            unpaired_close = text.count(closer) > text.count(opener)
+        if unpaired_open and text.startswith(opener) and end - start > 1:
+            start += 1
+        elif unpaired_close and text.endswith(closer) and end - start > 1:
+            end -= 1
+            while end - start > 1 and passage[end - 1] in ",;: ":
+                end -= 1
+        elif unpaired_open and (tail := re.match(r"[,.;:!?]?" + re.escape(closer), passage[end:end + 2])):
+            end += tail.end()
+        elif unpaired_close and start > 0 and passage[start - 1] == opener:
+            start -= 1
+    while start < end and passage[start].isspace():
+        start += 1
+    return start, end
+
+
 @dataclass(frozen=True)
 class Span:
     pair: int  # index of the (question, passage) pair
@@ -145,7 +175,8 @@ def find_spans(model, tokenizer, questions: list[str], passages: list[str], *, m
                     if value == float("-inf"):
                         break
                     first, last = divmod(flat, width)
-                    results[pair].append(Span(pair, offsets[first][0], offsets[last][1], value, nulls[row], w))
+                    start_char, end_char = balanced(passages[pair], offsets[first][0], offsets[last][1])
+                    results[pair].append(Span(pair, start_char, end_char, value, nulls[row], w))
     return results
 
 
