@@ -132,7 +132,8 @@ class BylinePipeline:
             store, reader["no_answer_threshold"], reader["max_answers"], reader["max_answer_words"],
             reader["citation_similarity"], focus_prior=reader["focus_prior"], agreement=reader["agreement"],
             also_possible_within=reader["also_possible_within"], also_possible_max_words=reader["also_possible_max_words"],
-            calibration_factor=self.reader.calibration_factor, restatement_share=reader["restatement_share"]))
+            calibration_factor=self.reader.calibration_factor, restatement_share=reader["restatement_share"],
+            complete_names=reader["complete_names"]))
         pipeline.add_component("dated", TimeAwareAnswers(store))
         pipeline.connect("embed_query.embedding", "dense.query_embedding")
         pipeline.connect("dense.documents", "fuse.documents")

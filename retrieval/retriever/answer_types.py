@@ -49,3 +49,34 @@ def fits(kind: str | None, span: str) -> bool:
     if kind == "person":
         return bool(_NAME_SPAN.search(span))
     return True
+
+
+
+_FOLLOWING_WORDS = re.compile(r"(?: [A-Za-z][\w-]*){1,3}")
+_ASKED_KIND = re.compile(r"\b(?:which|what)((?: [a-z][\w-]*){1,3})")
+_AUXILIARIES = {"is", "was", "are", "were", "did", "does", "do", "has", "had", "have", "can", "could", "will",
+                "would", "should", "may", "might", "of", "in", "on", "to", "for", "from", "by", "with"}
+
+
+def completed_name(question: str, text: str, start: int, end: int) -> int:
+    """The end of a name answer taken on through the capitalised words after it that name the kind of
+    thing the question asks for: "Which stock exchange …?" read as "New York" in "the New York Stock
+    Exchange" -> "New York Stock Exchange". The model often stops at a name's distinctive part."""
+    if start >= end or not text[end - 1:end].isalpha() or not text[text.rfind(" ", start, end) + 1].isupper():
+        return end
+    asked = _ASKED_KIND.search(" ".join(question.lower().replace("?", " ").split()))
+    following = _FOLLOWING_WORDS.match(text, end)
+    if not asked or not following:
+        return end
+    kind_words = []
+    for word in asked.group(1).split():
+        if word in _AUXILIARIES:
+            break
+        kind_words.append(word)
+    taken = position = end
+    for word in following.group(0).split(" ")[1:]:
+        position += 1 + len(word)
+        if not word[0].isupper() or word.lower() not in kind_words:  # part of the name, not a verb after it
+            break
+        taken = position
+    return taken

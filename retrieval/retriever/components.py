@@ -25,7 +25,7 @@ from haystack.dataclasses import ExtractedAnswer
 
 from retrieval.answer import Answer, AnswerResult, Citation
 from retrieval.index.base import ArticleStore
-from retrieval.retriever.answer_types import answer_kind, fits
+from retrieval.retriever.answer_types import answer_kind, completed_name, fits
 
 TOKEN = re.compile(r"\w+")
 STOPWORDS = frozenset(
@@ -230,7 +230,7 @@ class AnswerAssembler:
                  max_answer_words: int = 30, citation_similarity: float = 0.0, focus_prior: float = 0.0,
                  agreement: float = 0.0, also_possible_within: float = float("inf"),
                  also_possible_max_words: int = 30, calibration_factor: float = 0.1,
-                 restatement_share: float = 0.0) -> None:
+                 restatement_share: float = 0.0, complete_names: bool = False) -> None:
         self.store = store
         self.no_answer_threshold = no_answer_threshold
         self.max_answers = max_answers
@@ -242,6 +242,7 @@ class AnswerAssembler:
         self.also_possible_max_words = also_possible_max_words
         self.calibration_factor = calibration_factor
         self.restatement_share = restatement_share
+        self.complete_names = complete_names
 
     def _margin(self, answer: ExtractedAnswer) -> float:
         if "margin" in (answer.meta or {}):
@@ -264,6 +265,8 @@ class AnswerAssembler:
             if not answer.data or not answer.data.strip() or answer.document is None:
                 continue
             start, end = answer.document_offset.start, answer.document_offset.end
+            if self.complete_names:
+                end = completed_name(question, answer.document.content, start, end)
             text = answer.document.content[start:end]
             stripped = text.strip()
             # an answer is a phrase: it does not run across paragraphs or go on for sentences

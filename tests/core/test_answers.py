@@ -85,6 +85,24 @@ def test_answer_kind_of_a_question_and_the_spans_that_fit_it(question, kind, fit
     assert not any(fits(kind, span) for span in not_fitting)
 
 
+@pytest.mark.parametrize("question, read, completed", [
+    ("Which stock exchange struggled to interpret the CCMC list?", "New York", "New York Stock Exchange"),
+    ("The Hudson River Park Trust owns which heliport?", "West 30th Street", "West 30th Street Heliport"),
+    ("What discipline focuses on disorders?", "Psychiatry", "Psychiatry"),  # "Psychiatry focuses on": a verb
+    ("Which administration blacklisted Xiaomi?", "Trump", "Trump"),  # "the Trump administration": lower case
+    ("Who runs the exchange?", "New York", "New York"),  # no kind named
+])
+def test_a_name_answer_is_completed_only_by_the_capitalised_kind_the_question_names(question, read, completed):
+    from retrieval.retriever.answer_types import completed_name
+
+    text = {"New York": "Earlier the New York Stock Exchange said it would delist them.",
+            "West 30th Street": "The trust owns the West 30th Street Heliport on the river.",
+            "Psychiatry": "Psychiatry focuses on affective disorders.",
+            "Trump": "In the final days of the Trump administration Xiaomi was listed."}[read]
+    start = text.index(read)
+    assert text[start:completed_name(question, text, start, start + len(read))] == completed
+
+
 def test_also_possible_answers_are_of_the_kind_the_question_asks_for(real_pipeline):
     """"When was Xiaomi removed from the list?" once offered "Also possible: Later" and "formally"."""
     from retrieval.retriever.answer_types import fits
@@ -134,6 +152,17 @@ def test_no_answer_restates_the_question(real_pipeline):
     assert not result.no_answer
     for answer in result.answers:
         assert len(asked & set(terms(answer.text))) < share * len(asked), answer.text
+
+
+def test_a_name_answer_runs_on_through_the_kind_the_question_names(real_pipeline):
+    """The reader reads "New York" in "the New York Stock Exchange" for "Which stock exchange …?"
+    (reader.complete_names)."""
+    assert real_pipeline.config["reader"]["complete_names"]
+    result = real_pipeline.ask("Which stock exchange struggled to interpret the CCMC list?")
+    assert not result.no_answer
+    assert result.answers[0].text == "New York Stock Exchange"
+    for citation in result.answers[0].citations:
+        assert citation.snippet[citation.answer_start:citation.answer_end] == "New York Stock Exchange"
 
 
 def test_answers_and_citations_do_not_depend_on_the_hash_seed(real_pipeline):
