@@ -79,4 +79,6 @@ def completed_name(question: str, text: str, start: int, end: int) -> int:
         if not word[0].isupper() or word.lower() not in kind_words:  # part of the name, not a verb after it
             break
         taken = position
+    if taken > end and re.match(r" [A-Z]", text[taken:taken + 2]):
+        return end  # the name goes on ("District" -> "District Judge" of "District Judge Rudolph Contreras")
     return taken

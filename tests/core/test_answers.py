@@ -91,6 +91,7 @@ def test_answer_kind_of_a_question_and_the_spans_that_fit_it(question, kind, fit
     ("What discipline focuses on disorders?", "Psychiatry", "Psychiatry"),  # "Psychiatry focuses on": a verb
     ("Which administration blacklisted Xiaomi?", "Trump", "Trump"),  # "the Trump administration": lower case
     ("Who runs the exchange?", "New York", "New York"),  # no kind named
+    ("Which judge ruled in favor of Xiaomi?", "District", "District"),  # the name goes on past "Judge"
 ])
 def test_a_name_answer_is_completed_only_by_the_capitalised_kind_the_question_names(question, read, completed):
     from retrieval.retriever.answer_types import completed_name
@@ -98,7 +99,8 @@ def test_a_name_answer_is_completed_only_by_the_capitalised_kind_the_question_na
     text = {"New York": "Earlier the New York Stock Exchange said it would delist them.",
             "West 30th Street": "The trust owns the West 30th Street Heliport on the river.",
             "Psychiatry": "Psychiatry focuses on affective disorders.",
-            "Trump": "In the final days of the Trump administration Xiaomi was listed."}[read]
+            "Trump": "In the final days of the Trump administration Xiaomi was listed.",
+            "District": "It culminated in District Judge Rudolph Contreras’ order."}[read]
     start = text.index(read)
     assert text[start:completed_name(question, text, start, start + len(read))] == completed
 
