@@ -51,7 +51,6 @@ def fits(kind: str | None, span: str) -> bool:
     return True
 
 
-
 _FOLLOWING_WORDS = re.compile(r"(?: [A-Za-z][\w-]*){1,3}")
 _ASKED_KIND = re.compile(r"\b(?:which|what)((?: [a-z][\w-]*){1,3})")
 _AUXILIARIES = {"is", "was", "are", "were", "did", "does", "do", "has", "had", "have", "can", "could", "will",

@@ -223,7 +223,9 @@ class AnswerAssembler:
     `also_possible_within` of the lead answer's evidence and of the kind the question asks for (a date
     for "when", a number for "how many", a name for "who"), or not shown. A span that holds at least `restatement_share` of the question's
     own words (of two or more) restates the question ("The judge who ruled in favor of Xiaomi called …"
-    for "Which judge ruled in favor of Xiaomi?") and is not an answer; 0 keeps every span.
+    for "Which judge ruled in favor of Xiaomi?") and is not an answer; 0 keeps every span. With
+    `complete_names`, a name answer runs on through the capitalised words naming what the question asks
+    for ("New York" -> "New York Stock Exchange" for "Which stock exchange …?").
     """
 
     def __init__(self, store: ArticleStore, no_answer_threshold: float, max_answers: int,
