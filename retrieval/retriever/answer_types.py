@@ -9,6 +9,8 @@ take any span. An "Also possible" answer must fit; the lead answer is left to th
 
 from __future__ import annotations
 
+import functools
+import itertools
 import re
 
 _MONTHS = ("january|february|march|april|may|june|july|august|september|october|november|december|"
@@ -57,21 +59,25 @@ _AUXILIARIES = {"is", "was", "are", "were", "did", "does", "do", "has", "had", "
                 "would", "should", "may", "might", "of", "in", "on", "to", "for", "from", "by", "with"}
 
 
+@functools.lru_cache(maxsize=256)
+def _asked_kind_words(question: str) -> tuple[str, ...]:
+    """The words after "which"/"what" that name the kind asked for, up to a verb or preposition
+    ("Which stock exchange struggled …" -> stock, exchange, struggled). Every span of a question asks it."""
+    asked = _ASKED_KIND.search(" ".join(question.lower().replace("?", " ").split()))
+    words = asked.group(1).split() if asked else []
+    return tuple(itertools.takewhile(lambda word: word not in _AUXILIARIES, words))
+
+
 def completed_name(question: str, text: str, start: int, end: int) -> int:
     """The end of a name answer taken on through the capitalised words after it that name the kind of
     thing the question asks for: "Which stock exchange …?" read as "New York" in "the New York Stock
     Exchange" -> "New York Stock Exchange". The model often stops at a name's distinctive part."""
     if start >= end or not text[end - 1:end].isalpha() or not text[text.rfind(" ", start, end) + 1].isupper():
         return end
-    asked = _ASKED_KIND.search(" ".join(question.lower().replace("?", " ").split()))
+    kind_words = _asked_kind_words(question)
     following = _FOLLOWING_WORDS.match(text, end)
-    if not asked or not following:
+    if not kind_words or not following:
         return end
-    kind_words = []
-    for word in asked.group(1).split():
-        if word in _AUXILIARIES:
-            break
-        kind_words.append(word)
     taken = position = end
     for word in following.group(0).split(" ")[1:]:
         position += 1 + len(word)
