@@ -284,6 +284,22 @@ def test_screening_blends_tunes_end_to_end_and_judges_the_gold_half_of_the_rule(
     assert "check" not in refused and refused.endswith("gold f1 0.500 vs shipped 0.643: more than 0.01 lower")
 
 
+def test_candidates_are_judged_against_the_shipped_reader_measured_with_todays_pipeline(tmp_path):
+    """The gold set runs end to end, so the shipped reader's recorded gold figures go stale when retrieval
+    or answer assembly changes; the ship rule's gold half compares with them measured again now."""
+    from retrieval.config import load_config
+    from retrieval.reader import candidates
+
+    record = json.loads((candidates.SHIPPED / "training.json").read_text())
+    stale = {**record["figures"], "gold": {**record["figures"]["gold"], "f1": 0.1, "no_answer_accuracy": 0.1}}
+    shipped = candidates.shipped_now({**record, "figures": stale}, tmp_path / "gold-data")
+    gates = load_config()["eval"]["thresholds"]
+    assert shipped["gold"]["f1"] >= gates["f1"] and shipped["gold"]["no_answer_accuracy"] >= gates["no_answer_accuracy"]
+    assert shipped["squad-dev-v1.1"] == record["figures"]["squad-dev-v1.1"]  # the reader's own, as recorded
+    assert candidates.shipped_now({"figures": stale}, tmp_path / "unused") == stale  # no threshold: nothing to run
+    assert not (tmp_path / "unused").exists()
+
+
 def test_the_held_out_file_can_carry_edited_unanswerable_questions(tmp_path):
     """`--write-held-out FILE --unanswerable SHARE`: a SQuAD 2.0 collection of the held-out documents, for
     choosing a no-answer threshold with `byline eval --open` (never on the dev sets)."""
