@@ -317,10 +317,10 @@ def main(argv=None) -> int:
     from retrieval.reader.train import default_runs_dir, load_campaign, resolve_run
 
     record = json.loads((SHIPPED / "training.json").read_text()) if (SHIPPED / "training.json").exists() else {}
+    if args.command == "screen":  # a mistyped run is refused before the shipped reader's gold run
+        run_dir = resolve_run((args.runs_dir or default_runs_dir()).expanduser(), args.run)
+        run_snapshots(run_dir)
     if args.command in ("screen", "check"):
-        if args.command == "screen":  # a mistyped run is refused before the shipped reader's gold run
-            run_dir = resolve_run((args.runs_dir or default_runs_dir()).expanduser(), args.run)
-            run_snapshots(run_dir)
         shipped = shipped_now(record, args.data_dir)
         if shipped.get("gold"):
             print(f"shipped reader's gold set, measured now: F1 {shipped['gold']['f1']:.3f}, no-answer accuracy "

@@ -61,8 +61,9 @@ _AUXILIARIES = {"is", "was", "are", "were", "did", "does", "do", "has", "had", "
 
 @functools.lru_cache(maxsize=256)
 def _asked_kind_words(question: str) -> tuple[str, ...]:
-    """The words after "which"/"what" that name the kind asked for, up to a verb or preposition
-    ("Which stock exchange struggled …" -> stock, exchange, struggled). Every span of a question asks it."""
+    """Up to three words after "which"/"what", stopping at an auxiliary or preposition: the kind asked for,
+    and perhaps a verb ("Which stock exchange struggled …" -> stock, exchange, struggled), which is harmless
+    since only capitalised words after a name are taken. Every span of a question asks it."""
     asked = _ASKED_KIND.search(" ".join(question.lower().replace("?", " ").split()))
     words = asked.group(1).split() if asked else []
     return tuple(itertools.takewhile(lambda word: word not in _AUXILIARIES, words))
