@@ -145,7 +145,7 @@ def _sha256(path: Path) -> str:
 
 # Mix settings added after runs were planned: at their defaults they are left out of a plan's
 # identity, so that those runs still resume.
-_LATER_MIX_DEFAULTS = {"negatives_by": "random"}
+_LATER_MIX_DEFAULTS = {"negatives_by": "random", "answer_removed_negatives": 0.0}
 
 
 def _mix_identity(entry: MixEntry) -> dict:

@@ -275,6 +275,8 @@ class MixEntry:
     negatives_by: str = "random"        # how those paragraphs are chosen: "random" or "question_overlap"
     edited_negatives: float = 0.0       # share of its answerable questions edited into unanswerables
     sentence_windows: float = 0.0       # share of its examples cut to a window of a few sentences
+    answer_removed_negatives: float = 0.0  # share of its answerable questions kept with their paragraph
+                                        # less the sentence holding the answer (unanswerable)
 
     def __post_init__(self):
         if self.negatives_by not in ("random", "question_overlap"):
@@ -292,6 +294,37 @@ def _sentence_spans(context: str) -> list[tuple[int, int]]:
     from retrieval.ingest.chunking import split_sentences
 
     return [(s.start, s.end) for s in split_sentences("", context)]
+
+
+def answer_removed_negatives(examples: list[QAExample], rate: float, rng: random.Random) -> list[QAExample]:
+    """The question with its own paragraph less the sentence that holds its answer: unanswerable.
+
+    What is left is the text a SQuAD 2.0 unanswerable question is written against, and what Byline's
+    reader is handed when the focus step misses the answer's sentence: on topic, sharing the
+    question's words, one sentence away from an answer that is not there. Edited questions teach
+    that a question which no longer fits its paragraph has no answer; this teaches the same of a
+    paragraph which no longer holds it. Kept only where the answer's words are nowhere in what is left
+    and at least two sentences remain.
+    """
+    spans_by_context: dict[str, list[tuple[int, int]]] = {}
+    negatives = []
+    for example in examples:
+        if not example.answerable or rng.random() >= rate:
+            continue
+        spans = spans_by_context.get(example.context)
+        if spans is None:
+            spans = spans_by_context[example.context] = _sentence_spans(example.context)
+        held = [(a, b) for a, b in spans
+                if any(a < start + len(text) and start < b for text, start in example.answers)]
+        kept = [(a, b) for a, b in spans if (a, b) not in held]
+        if not held or len(kept) < 2:
+            continue
+        remaining = " ".join(example.context[a:b] for a, b in kept)
+        lowered = remaining.lower()
+        if any(text.lower() in lowered for text, _ in example.answers):
+            continue
+        negatives.append(QAExample(example.qid + "-removed", example.question, remaining, [], example.source))
+    return negatives
 
 
 def sentence_window_views(examples: list[QAExample], rate: float, rng: random.Random) -> list[QAExample]:
@@ -380,13 +413,16 @@ def load_mix(train_dir: Path, mix: list[MixEntry] = DEFAULT_MIX, seed: int = 42,
         # Skipped at rate 0 so the random stream, and with it earlier runs' data, stays as it was.
         edited = (perturbed_question_negatives(examples, entry.edited_negatives, rng)
                   if entry.edited_negatives else [])
-        used = examples + negatives + edited
+        removed = (answer_removed_negatives(examples, entry.answer_removed_negatives, rng)
+                   if entry.answer_removed_negatives else [])
+        used = examples + negatives + edited + removed
         if entry.sentence_windows:
             used = sentence_window_views(used, entry.sentence_windows, rng)
         stats[entry.path] = {"available": total, "held_out": held,
                              "used": len(examples), "unalignable_skipped": skipped,
                              "unanswerable": sum(not e.answerable for e in examples),
                              "same_document_negatives": len(negatives), "edited_question_negatives": len(edited),
+                             "answer_removed_negatives": len(removed),
                              "sentence_windows": sum(e.qid.endswith("-window") for e in used)}
         chosen.extend(used)
     rng.shuffle(chosen)

@@ -10,8 +10,8 @@ import pytest
 
 from retrieval.config import REPO_ROOT
 from retrieval.reader import train
-from retrieval.reader.training_data import (QAExample, TrainingDataError, load_squad_file, load_subjqa_csv,
-                                            perturbed_question_negatives, same_document_negatives)
+from retrieval.reader.training_data import (QAExample, TrainingDataError, answer_removed_negatives, load_squad_file,
+                                            load_subjqa_csv, perturbed_question_negatives, same_document_negatives)
 
 CONTEXT = ("The Armenian Apostolic Church was founded in 301, when Gregory the Illuminator converted "
            "King Tiridates III. Its first Catholicos was Gregory, and its seat is Etchmiadzin.")
@@ -111,6 +111,33 @@ def test_same_document_negatives_lack_every_answer():
         assert not negative.answerable
         source = next(e for e in examples() + [other] if e.qid == negative.qid.removesuffix("-neg"))
         assert all(text.lower() not in negative.context.lower() for text, _ in source.answers)
+
+
+def test_answer_removed_negatives_keep_the_paragraph_but_not_the_answer_sentence():
+    founding = "King Tiridates III made it the state religion in 301."
+    context = f"The church grew in the third century. {founding} Its seat is Etchmiadzin, near Yerevan."
+    asked = QAExample("q", "When did it become the state religion?", context, [("301", context.index("301"))], "d")
+    repeated = QAExample("r", "What is its seat?", context + " Pilgrims visit Etchmiadzin.",
+                         [("Etchmiadzin", context.index("Etchmiadzin"))], "d")
+    short = QAExample("s", "Where is it?", "It is in Yerevan. It is old.", [("Yerevan", 9)], "d")
+    negatives = answer_removed_negatives([asked, repeated, short], 1.0, random.Random(0))
+    # the answer's own sentence goes, its neighbours stay; an answer stated twice, or a paragraph with
+    # one sentence left, makes no negative
+    assert [(n.qid, n.answerable) for n in negatives] == [("q-removed", False)]
+    assert negatives[0].context == "The church grew in the third century. Its seat is Etchmiadzin, near Yerevan."
+    assert negatives[0].question == asked.question
+    assert answer_removed_negatives([asked], 0.0, random.Random(0)) == []
+
+
+def test_runs_planned_before_answer_removed_negatives_existed_still_resume(tmp_path):
+    from retrieval.reader.training_data import MixEntry
+
+    def identity(**entry):
+        campaign = {"train_dir": str(tmp_path), "features": {}, "schedule": {"seed": 1}, "mix": [MixEntry("a.json", **entry)]}
+        return train.data_identity(campaign)["mix"][0]
+
+    assert "answer_removed_negatives" not in identity()
+    assert identity(answer_removed_negatives=0.5)["answer_removed_negatives"] == 0.5
 
 
 def test_negatives_chosen_by_question_overlap_are_the_on_topic_paragraphs():
