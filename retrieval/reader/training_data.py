@@ -299,9 +299,9 @@ def _sentence_spans(context: str) -> list[tuple[int, int]]:
 def answer_removed_negatives(examples: list[QAExample], rate: float, rng: random.Random) -> list[QAExample]:
     """The question with its own paragraph less the sentence that holds its answer: unanswerable.
 
-    What is left is the text a SQuAD 2.0 unanswerable question is written against, and what Byline's
-    reader is handed when the focus step misses the answer's sentence: on topic, sharing the
-    question's words, one sentence away from an answer that is not there. Edited questions teach
+    What is left is like the paragraphs SQuAD 2.0's unanswerable questions stand against, and like
+    what Byline's reader is handed when the focus step misses the answer's sentence: on topic,
+    sharing the question's words, one sentence away from an answer that is not there. Edited questions teach
     that a question which no longer fits its paragraph has no answer; this teaches the same of a
     paragraph which no longer holds it. Kept only where the answer's words are nowhere in what is left
     and at least two sentences remain.
