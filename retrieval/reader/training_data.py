@@ -8,6 +8,7 @@ never starts silently on partial data.
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import random
 import re
@@ -290,10 +291,11 @@ def held_out_documents(examples: list[QAExample], every_nth: int) -> set[str]:
     return set(sources[::every_nth]) if every_nth else set()
 
 
-def _sentence_spans(context: str) -> list[tuple[int, int]]:
+@functools.lru_cache(maxsize=4096)  # a paragraph's questions come together
+def _sentence_spans(context: str) -> tuple[tuple[int, int], ...]:
     from retrieval.ingest.chunking import split_sentences
 
-    return [(s.start, s.end) for s in split_sentences("", context)]
+    return tuple((s.start, s.end) for s in split_sentences("", context))
 
 
 def answer_removed_negatives(examples: list[QAExample], rate: float, rng: random.Random) -> list[QAExample]:
@@ -306,14 +308,11 @@ def answer_removed_negatives(examples: list[QAExample], rate: float, rng: random
     paragraph which no longer holds it. Kept only where the answer's words are nowhere in what is left
     and at least two sentences remain.
     """
-    spans_by_context: dict[str, list[tuple[int, int]]] = {}
     negatives = []
     for example in examples:
         if not example.answerable or rng.random() >= rate:
             continue
-        spans = spans_by_context.get(example.context)
-        if spans is None:
-            spans = spans_by_context[example.context] = _sentence_spans(example.context)
+        spans = _sentence_spans(example.context)
         held = [(a, b) for a, b in spans
                 if any(a < start + len(text) and start < b for text, start in example.answers)]
         kept = [(a, b) for a, b in spans if (a, b) not in held]
@@ -334,15 +333,12 @@ def sentence_window_views(examples: list[QAExample], rate: float, rng: random.Ra
     An answerable example keeps the sentence that holds its answer; an unanswerable one keeps a
     random sentence. Examples whose answer crosses a sentence boundary stay whole.
     """
-    spans_by_context: dict[str, list[tuple[int, int]]] = {}
     out = []
     for example in examples:
         if rate <= 0 or rng.random() >= rate:
             out.append(example)
             continue
-        spans = spans_by_context.get(example.context)
-        if spans is None:
-            spans = spans_by_context[example.context] = _sentence_spans(example.context)
+        spans = _sentence_spans(example.context)
         if len(spans) < 3:
             out.append(example)
             continue

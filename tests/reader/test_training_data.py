@@ -129,17 +129,6 @@ def test_answer_removed_negatives_keep_the_paragraph_but_not_the_answer_sentence
     assert answer_removed_negatives([asked], 0.0, random.Random(0)) == []
 
 
-def test_runs_planned_before_answer_removed_negatives_existed_still_resume(tmp_path):
-    from retrieval.reader.training_data import MixEntry
-
-    def identity(**entry):
-        campaign = {"train_dir": str(tmp_path), "features": {}, "schedule": {"seed": 1}, "mix": [MixEntry("a.json", **entry)]}
-        return train.data_identity(campaign)["mix"][0]
-
-    assert "answer_removed_negatives" not in identity()
-    assert identity(answer_removed_negatives=0.5)["answer_removed_negatives"] == 0.5
-
-
 def test_negatives_chosen_by_question_overlap_are_the_on_topic_paragraphs():
     asked = QAExample("q", "Who founded the Armenian Apostolic Church in 301?", CONTEXT,
                       [("Gregory the Illuminator", CONTEXT.index("Gregory the Illuminator"))], "doc")
@@ -160,16 +149,17 @@ def test_campaign_with_an_unknown_negatives_choice_is_refused_in_one_line(tmp_pa
         train.load_campaign(campaign)
 
 
-def test_runs_planned_before_negatives_by_existed_still_resume(tmp_path):
+@pytest.mark.parametrize("setting, value", [("negatives_by", "question_overlap"), ("answer_removed_negatives", 0.5)])
+def test_runs_planned_before_a_mix_setting_existed_still_resume(tmp_path, setting, value):
     from retrieval.reader.training_data import MixEntry
 
     def identity(**entry):
         campaign = {"train_dir": str(tmp_path), "features": {}, "schedule": {"seed": 1},
                     "mix": [MixEntry("a.json", same_document_negatives=0.5, **entry)]}
-        return train.data_identity(campaign)
+        return train.data_identity(campaign)["mix"][0]
 
-    assert "negatives_by" not in identity()["mix"][0]
-    assert identity(negatives_by="question_overlap")["mix"][0]["negatives_by"] == "question_overlap"
+    assert setting not in identity()
+    assert identity(**{setting: value})[setting] == value
 
 
 @pytest.mark.parametrize("campaign_file", sorted((REPO_ROOT / "config").glob("reader-campaign*.yaml")),
