@@ -349,7 +349,58 @@ def withhold_paragraphs(paragraphs: list[dict], share: float, chooser: random.Ra
     return [paragraphs[k] for k in kept]
 
 
-def write_held_out_file(campaign: dict, out: Path, unanswerable: float = 0.0, withhold: float = 0.0) -> None:
+def remove_answer_sentences(paragraphs: list[dict], share: float, chooser: random.Random) -> list[dict]:
+    """About `share` of the paragraphs lose the sentence that holds one of their questions' answers; the
+    questions it answered stay, unanswerable, and the others keep their answers at the new offsets.
+
+    What is left is on the question's subject, one sentence away from an answer that is not there: the
+    kind of unanswerable question SQuAD 2.0 and users ask, and harder than a whole paragraph left out. A
+    sentence is removed only when its answers are nowhere else in the article and two sentences remain.
+    """
+    from eval.metrics import contains_answer
+    from retrieval.reader.training_data import sentence_spans
+
+    out = []
+    for position, paragraph in enumerate(paragraphs):
+        context = paragraph["context"]
+        answered = [qa for qa in paragraph["qas"] if qa.get("answers")]
+        if not answered or chooser.random() >= share:
+            out.append(paragraph)
+            continue
+        chosen = chooser.choice(answered)
+        spans = sentence_spans(context)
+        removed = [(a, b) for a, b in spans if any(
+            a < answer["answer_start"] + len(answer["text"]) and answer["answer_start"] < b for answer in chosen["answers"])]
+        kept = [span for span in spans if span not in removed]
+        new_context, starts = "", {}
+        for a, b in kept:
+            new_context += " " if new_context else ""
+            starts[(a, b)] = len(new_context) - a
+            new_context += context[a:b]
+        elsewhere = [new_context] + [p["context"] for k, p in enumerate(paragraphs) if k != position]
+        if not removed or len(kept) < 2 or any(
+                contains_answer(text, [answer["text"] for answer in chosen["answers"]]) for text in elsewhere):
+            out.append(paragraph)
+            continue
+        qas = []
+        for qa in paragraph["qas"]:
+            if not qa.get("answers"):
+                qas.append(qa)
+                continue
+            moved = [{"text": answer["text"], "answer_start": answer["answer_start"] + starts[(a, b)]}
+                     for answer in qa["answers"] for a, b in kept
+                     if a <= answer["answer_start"] and answer["answer_start"] + len(answer["text"]) <= b]
+            if moved:
+                qas.append(qa | {"answers": moved})
+            elif not any(contains_answer(text, [answer["text"] for answer in qa["answers"]]) for text in elsewhere):
+                qas.append({"id": f"{qa['id']}-removed", "question": qa["question"], "answers": [],
+                            "is_impossible": True})
+        out.append(paragraph | {"context": new_context, "qas": qas})
+    return out
+
+
+def write_held_out_file(campaign: dict, out: Path, unanswerable: float = 0.0, withhold: float = 0.0,
+                        remove_sentences: float = 0.0) -> None:
     """The held-out set as one SQuAD file: every article of it, questions of the held-out ones only.
 
     With `unanswerable` > 0, about that share of the held-out questions also get an edited copy
@@ -361,6 +412,9 @@ def write_held_out_file(campaign: dict, out: Path, unanswerable: float = 0.0, wi
     collection, and their questions, marked `is_impossible`, go with the paragraph before (or after):
     questions on the collection's subject that it does not answer, as a user asks of news articles. A
     paragraph is withheld only when no other paragraph of its article holds one of its questions' answers.
+
+    With `remove_sentences` > 0, about that share of the paragraphs left in lose the sentence that holds
+    one question's answer (`remove_answer_sentences`), and the questions it answered go unanswered.
     """
     spec = campaign["held_out"]
     path = Path(campaign["train_dir"]) / spec["set"]
@@ -372,7 +426,7 @@ def write_held_out_file(campaign: dict, out: Path, unanswerable: float = 0.0, wi
         kept = [e for e in examples if e.source in documents and e.answerable]
         for example in perturbed_question_negatives(kept, unanswerable, random.Random(2)):
             edited.setdefault(example.context, []).append(example)
-    chooser = random.Random(3)
+    chooser, sentence_chooser = random.Random(3), random.Random(4)
     withheld_any = False
     for index, article in enumerate(payload["data"]):
         paragraphs = article["paragraphs"]
@@ -385,6 +439,10 @@ def write_held_out_file(campaign: dict, out: Path, unanswerable: float = 0.0, wi
         if withhold > 0 and f"{spec['set']}#{index}" in documents:
             article["paragraphs"] = withhold_paragraphs(paragraphs, withhold, chooser)
             withheld_any |= len(article["paragraphs"]) < len(paragraphs)
+        if remove_sentences > 0 and f"{spec['set']}#{index}" in documents:
+            article["paragraphs"] = remove_answer_sentences(article["paragraphs"], remove_sentences,
+                                                           sentence_chooser)
+            withheld_any |= any(qa["id"].endswith("-removed") for p in article["paragraphs"] for qa in p["qas"])
     if edited or withheld_any:
         payload["version"] = "v2.0"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -783,6 +841,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--withhold", type=float, default=0.0, metavar="SHARE",
                         help="with --write-held-out: leave about this share of the held-out documents' paragraphs "
                              "out of the collection, their questions kept as unanswerable")
+    parser.add_argument("--remove-sentences", type=float, default=0.0, metavar="SHARE",
+                        help="with --write-held-out: about this share of the held-out paragraphs lose the sentence "
+                             "holding one question's answer, the questions it answered kept as unanswerable")
     parser.add_argument("--held-out-eval", type=Path, metavar="MODEL",
                         help="score a model folder on the campaign's held-out training documents")
     return parser.parse_args(argv)
@@ -810,7 +871,8 @@ def main(argv=None) -> int:
             campaign["checkpoint_minutes"] = 10 ** 6  # one checkpoint, at the end, scored on the held-out set
             command += ["--probe-lr", f"{args.probe_lr:g}", "--probe-steps", str(args.probe_steps)]
         if args.write_held_out:
-            write_held_out_file(campaign, args.write_held_out, args.unanswerable, args.withhold)
+            write_held_out_file(campaign, args.write_held_out, args.unanswerable, args.withhold,
+                                args.remove_sentences)
             print(args.write_held_out)
             return 0
         if args.held_out_eval:

@@ -292,7 +292,7 @@ def held_out_documents(examples: list[QAExample], every_nth: int) -> set[str]:
 
 
 @functools.lru_cache(maxsize=4096)  # a paragraph's questions come together
-def _sentence_spans(context: str) -> tuple[tuple[int, int], ...]:
+def sentence_spans(context: str) -> tuple[tuple[int, int], ...]:
     from retrieval.ingest.chunking import split_sentences
 
     return tuple((s.start, s.end) for s in split_sentences("", context))
@@ -312,7 +312,7 @@ def answer_removed_negatives(examples: list[QAExample], rate: float, rng: random
     for example in examples:
         if not example.answerable or rng.random() >= rate:
             continue
-        spans = _sentence_spans(example.context)
+        spans = sentence_spans(example.context)
         held = [(a, b) for a, b in spans
                 if any(a < start + len(text) and start < b for text, start in example.answers)]
         kept = [(a, b) for a, b in spans if (a, b) not in held]
@@ -338,7 +338,7 @@ def sentence_window_views(examples: list[QAExample], rate: float, rng: random.Ra
         if rate <= 0 or rng.random() >= rate:
             out.append(example)
             continue
-        spans = _sentence_spans(example.context)
+        spans = sentence_spans(example.context)
         if len(spans) < 3:
             out.append(example)
             continue

@@ -3,6 +3,7 @@ refused with one line when its data or schedule changed or its folder cannot be 
 
 import json
 import os
+import random
 from pathlib import Path
 
 import pytest
@@ -355,6 +356,39 @@ def test_the_held_out_file_can_withhold_paragraphs_whose_questions_then_go_unans
         paragraphs[1][1]: False, paragraphs[0][1]: True, paragraphs[2][1]: True}
     assert all(qa["answers"] == [] for qa in kept["qas"] if qa.get("is_impossible"))
     assert written["data"][1]["paragraphs"][0]["context"] == "The pier is in Looe."
+
+
+def test_the_held_out_file_can_remove_an_answer_sentence_whose_questions_then_go_unanswered():
+    """`--remove-sentences SHARE`: a paragraph loses the sentence holding one question's answer; the
+    questions it answered go unanswered, the others keep their answers at the moved offsets; a sentence
+    whose answer the article holds elsewhere, or whose removal leaves one sentence, stays."""
+    first = "Saltash has a ferry to Plymouth. The ferry leaves at nine. Tom Reed runs it with his sister."
+    qas = [{"id": qid, "question": question, "answers": [{"text": text, "answer_start": first.index(text)}]}
+           for qid, question, text in [("where", "Where does the ferry go?", "Plymouth"),
+                                       ("when", "When does the ferry leave?", "nine"),
+                                       ("who", "Who runs the ferry?", "Tom Reed")]]
+    qas.append({"id": "edited", "question": "When does the bus leave?", "answers": [], "is_impossible": True})
+    two = "The mayor opened the market. It sells fish."
+    short = {"context": two, "qas": [{"id": "what", "question": "What does it sell?",
+                                      "answers": [{"text": "fish", "answer_start": two.index("fish")}]}]}
+    elsewhere = {"context": "Tom Reed was born in Looe. He is 40. He likes boats.", "qas": [
+        {"id": "born", "question": "Who was born in Looe?", "answers": [{"text": "Tom Reed", "answer_start": 0}]}]}
+    paragraphs = [{"context": first, "qas": qas}, short, elsewhere]
+
+    class AlwaysTheQuestion(random.Random):
+        def choice(self, seq):
+            return next(qa for qa in seq if qa["id"] in ("when", "what", "born"))
+
+    changed, kept_short, kept_elsewhere = train.remove_answer_sentences(paragraphs, 1.0, AlwaysTheQuestion(0))
+    assert changed["context"] == "Saltash has a ferry to Plymouth. Tom Reed runs it with his sister."
+    by_id = {qa["id"]: qa for qa in changed["qas"]}
+    assert set(by_id) == {"where", "when-removed", "who", "edited"}
+    assert by_id["when-removed"]["is_impossible"] and by_id["when-removed"]["answers"] == []
+    for qa in (by_id["where"], by_id["who"]):
+        (answer,) = qa["answers"]
+        assert changed["context"][answer["answer_start"]:][:len(answer["text"])] == answer["text"]
+    assert kept_short == short  # two sentences: removing one would leave a single sentence
+    assert kept_elsewhere == elsewhere  # "Tom Reed" is in the first paragraph too
 
 
 def test_the_model_card_says_how_much_of_its_mix_a_campaign_covered():
