@@ -355,7 +355,8 @@ def remove_answer_sentences(paragraphs: list[dict], share: float, chooser: rando
 
     What is left is on the question's subject, one sentence away from an answer that is not there: the
     kind of unanswerable question SQuAD 2.0 and users ask, and harder than a whole paragraph left out. A
-    sentence is removed only when its answers are nowhere else in the article and two sentences remain.
+    sentence is removed only when its answers are nowhere else in the article and two sentences remain; a
+    question it answered whose answer another paragraph also holds is dropped (where, is not known).
     """
     from eval.metrics import contains_answer
     from retrieval.reader.training_data import sentence_spans
@@ -369,8 +370,9 @@ def remove_answer_sentences(paragraphs: list[dict], share: float, chooser: rando
             continue
         chosen = chooser.choice(answered)
         spans = sentence_spans(context)
-        removed = [(a, b) for a, b in spans if any(
-            a < answer["answer_start"] + len(answer["text"]) and answer["answer_start"] < b for answer in chosen["answers"])]
+        removed = [(a, b) for a, b in spans
+                   if any(a < answer["answer_start"] + len(answer["text"]) and answer["answer_start"] < b
+                          for answer in chosen["answers"])]
         kept = [span for span in spans if span not in removed]
         new_context, starts = "", {}
         for a, b in kept:

