@@ -825,6 +825,17 @@ def start_in_background(argv: list[str], run_dir: Path) -> int:
     return 0
 
 
+def share(text: str) -> float:
+    """An argparse type: a share of the questions or paragraphs, between 0 and 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a share between 0 and 1")
+    return value
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--campaign", type=Path, help="the campaign file (config/reader-campaign.yaml)")
@@ -837,13 +848,13 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--write-held-out", type=Path, metavar="FILE",
                         help="write the held-out set as a SQuAD file: every article, questions of the held-out ones only "
                              "(a collection for tuning `byline eval --open`)")
-    parser.add_argument("--unanswerable", type=float, default=0.0, metavar="SHARE",
+    parser.add_argument("--unanswerable", type=share, default=0.0, metavar="SHARE",
                         help="with --write-held-out: also an edited, unanswerable copy of about this share of "
                              "the questions (SQuAD 2.0 style), for choosing a no-answer threshold")
-    parser.add_argument("--withhold", type=float, default=0.0, metavar="SHARE",
+    parser.add_argument("--withhold", type=share, default=0.0, metavar="SHARE",
                         help="with --write-held-out: leave about this share of the held-out documents' paragraphs "
                              "out of the collection, their questions kept as unanswerable")
-    parser.add_argument("--remove-sentences", type=float, default=0.0, metavar="SHARE",
+    parser.add_argument("--remove-sentences", type=share, default=0.0, metavar="SHARE",
                         help="with --write-held-out: about this share of the held-out paragraphs lose the sentence "
                              "holding one question's answer, the questions it answered kept as unanswerable")
     parser.add_argument("--held-out-eval", type=Path, metavar="MODEL",

@@ -391,6 +391,16 @@ def test_the_held_out_file_can_remove_an_answer_sentence_whose_questions_then_go
     assert kept_elsewhere == elsewhere  # "Tom Reed" is in the first paragraph too
 
 
+@pytest.mark.parametrize("flag, value", [("--remove-sentences", "1.5"), ("--withhold", "-0.1"),
+                                         ("--unanswerable", "half")])
+def test_a_held_out_share_outside_zero_to_one_is_refused_in_one_line(capsys, flag, value):
+    with pytest.raises(SystemExit) as exit_info:
+        train.parse_args(["--campaign", "c.yaml", "--write-held-out", "out.json", flag, value])
+    assert exit_info.value.code == 2
+    assert f"argument {flag}: '{value}' is not a share between 0 and 1" in capsys.readouterr().err
+    assert getattr(train.parse_args(["--write-held-out", "out.json", flag, "0.6"]), flag[2:].replace("-", "_")) == 0.6
+
+
 def test_the_model_card_says_how_much_of_its_mix_a_campaign_covered():
     from retrieval.reader.export import passes_over_the_mix
 
