@@ -3,8 +3,13 @@
 import pytest
 
 
-def params(questions, known_wrong: dict[str, str]) -> list:
-    """One pytest parameter a question; each in `known_wrong` (question -> why) is a strict xfail, so a
-    reader that answers it right fails the test until it is taken out of `known_wrong`."""
-    return [pytest.param(q, marks=pytest.mark.xfail(reason=known_wrong[q], strict=True)) if q in known_wrong else q
-            for q in questions]
+def params(items, known_wrong: dict[str, str], key=None, ids=None) -> list:
+    """One pytest parameter an item; each whose question (the item, or `key(item)` for a tuple of
+    arguments) is in `known_wrong` (question -> why) is a strict xfail, so a reader that answers it right
+    fails the test until it is taken out of `known_wrong`."""
+    out = []
+    for item in items:
+        question, values = (key(item), item) if key else (item, (item,))
+        marks = [pytest.mark.xfail(reason=known_wrong[question], strict=True)] if question in known_wrong else []
+        out.append(pytest.param(*values, marks=marks, id=ids(item) if ids else None))
+    return out

@@ -359,7 +359,7 @@ def remove_answer_sentences(paragraphs: list[dict], share: float, chooser: rando
     question it answered whose answer another paragraph also holds is dropped (where, is not known).
     """
     from eval.metrics import contains_answer
-    from retrieval.reader.training_data import sentence_spans
+    from retrieval.reader.training_data import sentence_spans, sentences_holding
 
     out = []
     for position, paragraph in enumerate(paragraphs):
@@ -370,9 +370,7 @@ def remove_answer_sentences(paragraphs: list[dict], share: float, chooser: rando
             continue
         chosen = chooser.choice(answered)
         spans = sentence_spans(context)
-        removed = [(a, b) for a, b in spans
-                   if any(a < answer["answer_start"] + len(answer["text"]) and answer["answer_start"] < b
-                          for answer in chosen["answers"])]
+        removed = sentences_holding(spans, [(answer["text"], answer["answer_start"]) for answer in chosen["answers"]])
         kept = [span for span in spans if span not in removed]
         new_context, starts = "", {}
         for a, b in kept:

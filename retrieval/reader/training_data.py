@@ -298,6 +298,11 @@ def sentence_spans(context: str) -> tuple[tuple[int, int], ...]:
     return tuple((s.start, s.end) for s in split_sentences("", context))
 
 
+def sentences_holding(spans: tuple[tuple[int, int], ...], answers: list[tuple[str, int]]) -> list[tuple[int, int]]:
+    """The sentence spans that overlap any of the answers (text, start)."""
+    return [(a, b) for a, b in spans if any(a < start + len(text) and start < b for text, start in answers)]
+
+
 def answer_removed_negatives(examples: list[QAExample], rate: float, rng: random.Random) -> list[QAExample]:
     """The question with its own paragraph less the sentence that holds its answer: unanswerable.
 
@@ -313,8 +318,7 @@ def answer_removed_negatives(examples: list[QAExample], rate: float, rng: random
         if not example.answerable or rng.random() >= rate:
             continue
         spans = sentence_spans(example.context)
-        held = [(a, b) for a, b in spans
-                if any(a < start + len(text) and start < b for text, start in example.answers)]
+        held = sentences_holding(spans, example.answers)
         kept = [(a, b) for a, b in spans if (a, b) not in held]
         if not held or len(kept) < 2:
             continue

@@ -5,6 +5,7 @@ import sqlite3
 
 import pytest
 
+import known_wrong
 from bot.cli import main
 from eval.followups import DISTRACTORS, answered_correctly
 from retrieval.conversation import Turn, read_in_context
@@ -122,11 +123,6 @@ KNOWN_WRONG_FIRST = {  # first question -> why the shipped reader answers it wro
         "(0.780) in 'A federal court in Washington issued a final order … vacating the designation by the U.S. "
         "Department of Defense'; campaign 10's reader answered 'federal court in Washington' (0.815)",
 }
-PAIR_PARAMS = [pytest.param(*pair, id=pair[2],
-                            marks=[pytest.mark.xfail(reason=KNOWN_WRONG_FIRST[pair[0]], strict=True)]
-                            if pair[0] in KNOWN_WRONG_FIRST else ())
-               for pair in PAIRS]
-
 
 @pytest.fixture(scope="module")
 def with_distractor(articles_added):
@@ -138,7 +134,9 @@ def best(result):
     return None if result.no_answer else result.best.text
 
 
-@pytest.mark.parametrize("first, first_answers, follow_up, answers", PAIR_PARAMS)
+@pytest.mark.parametrize("first, first_answers, follow_up, answers",
+                         known_wrong.params(PAIRS, KNOWN_WRONG_FIRST, key=lambda pair: pair[0],
+                                            ids=lambda pair: pair[2]))
 def test_a_follow_up_is_right_only_with_its_thread(with_distractor, first, first_answers, follow_up, answers):
     pipeline = with_distractor
     first_result = pipeline.ask(first)
