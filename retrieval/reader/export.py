@@ -171,6 +171,8 @@ def training_section(record: dict) -> str:
     sets = "\n".join(f"| `{name}` | {s['available']:,} | {s['used']:,} | {s.get('held_out', 0):,} | "
                      f"{s['unanswerable']:,} | {s['same_document_negatives']:,} | {s.get('edited_question_negatives', 0):,} | "
                      f"{s.get('sentence_windows', 0):,} |" for name, s in summary["sets"].items())
+    arithmetic = ("bf16 mixed precision (AVX-512 BF16; fp32 master weights)" if schedule.get("precision") == "bfloat16"
+                  else "fp32")
     return f"""{campaign_history(record)}Campaign `{campaign['run']}` (`{campaign['config']}`, run by
 `python -m retrieval.reader.train --campaign {campaign['config']} --background`), continuing from
 {campaign.get('started_from', 'the reader shipped before it')} ({campaign['init_features_seen']:,} features seen before it).
@@ -180,7 +182,7 @@ def training_section(record: dict) -> str:
   resumed from its newest checkpoint after every interruption with the same schedule and order.
 - This model: {campaign['weights']}, at step {campaign['step']:,} of {campaign['total_steps']:,}:
   {campaign['features_seen']:,} features seen in all ({campaign['step'] * schedule['batch_size']:,} in the
-  campaign), {campaign['train_hours']:.1f} h of training on a 2-core x86-64 CPU (AVX2, no AVX-512), fp32, no GPU.
+  campaign), {campaign['train_hours']:.1f} h of training on a 2-core x86-64 CPU, {arithmetic}, no GPU.
 - Features: max length {campaign['features']['max_length']} and doc stride {campaign['features']['doc_stride']}
   (as Byline reads), question capped at 64 tokens; per example every window holding the answer plus at
   most one without it (labelled `[CLS]`). {summary['unanswerable_features']:,} of the {summary['features']:,}
