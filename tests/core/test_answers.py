@@ -23,12 +23,9 @@ QUESTIONS = {
 
 
 KNOWN_WRONG = {  # question -> why (known_wrong.params)
-    "Who owns WeChat?": "campaign 14's blend leads with 'WeChat and ByteDance Ltd., the owner of …' (0.612), a span "
-                        "that holds the question's own subject, and offers 'Tencent' (0.577) as also possible "
-                        "(campaign 10's reader: 0.633 and 0.591)",
-    "Where is the appeals court that voiced doubts about the WeChat restrictions?":
-        "campaign 14's blend leads with 'Washington' (0.808), the appeals court that 'signaled skepticism' over "
-        "TikTok, and offers 'San Francisco' (0.805) as also possible; campaign 10's reader had them the other way",
+    "Who owns WeChat?": "campaign 16's blend leads with 'WeChat and ByteDance Ltd' (0.622), a span that holds the "
+                        "question's own subject, and offers 'Tencent' (0.579) as also possible (campaign 14's "
+                        "blend: 0.612 and 0.577; campaign 10's reader: 0.633 and 0.591)",
 }
 
 

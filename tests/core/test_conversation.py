@@ -117,12 +117,8 @@ PAIRS = [
 ]
 
 
-KNOWN_WRONG_FIRST = {  # first question -> why the shipped reader answers it wrong (strict xfail)
-    "Which court issued a final order vacating Xiaomi's designation?":
-        "campaign 14's blend leads with 'Department of Defense' (0.793 on the bundled articles) over 'federal court' "
-        "(0.780) in 'A federal court in Washington issued a final order … vacating the designation by the U.S. "
-        "Department of Defense'; campaign 10's reader answered 'federal court in Washington' (0.815)",
-}
+KNOWN_WRONG_FIRST: dict[str, str] = {}  # first question -> why the shipped reader answers it wrong (strict xfail)
+
 
 @pytest.fixture(scope="module")
 def with_distractor(articles_added):

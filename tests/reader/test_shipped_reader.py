@@ -116,9 +116,9 @@ def test_batched_spans_match_one_pair_at_a_time(reader):
 
 
 KNOWN_WRONG = {  # question -> why (known_wrong.params)
-    "How much did the repairs cost?": "campaign 14's blend prefers 'two years' (of repairs) at 0.681 to "
-                                      "'2.5 million euros' at 0.619, as campaign 10's (0.716 to 0.680) and "
-                                      "campaign 7's did (0.788 to 0.736)",
+    "How much did the repairs cost?": "campaign 16's blend prefers 'two years' (of repairs) at 0.681 to "
+                                      "'2.5 million euros' at 0.617, as campaign 14's (0.681 to 0.619), "
+                                      "campaign 10's (0.716 to 0.680) and campaign 7's did (0.788 to 0.736)",
 }
 
 
