@@ -95,7 +95,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
     pipeline = _pipeline(args)
     max_turns = pipeline.config["conversation"]["max_turns"]
     print(f"Byline is ready: {len(pipeline.doc_ids())} articles. Ask a question; follow-ups are read with the "
-          "questions before them (start one with \"new question:\" to start afresh). An empty line or Ctrl-D quits.")
+          "questions before them (start one with \"new question:\" to start afresh). \"quit\", an empty line or Ctrl-D "
+          "quits.")
     turns: list[Turn] = []
     while True:
         try:
@@ -103,7 +104,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
         except (EOFError, KeyboardInterrupt):
             print()
             return 0
-        if not question.strip():
+        if question.strip().lower() in QUIT_WORDS:
             return 0
         try:
             result = pipeline.ask(question, context=tuple(turns[-max_turns:]), as_of=as_of)
@@ -112,6 +113,9 @@ def cmd_chat(args: argparse.Namespace) -> int:
             continue
         turns.append(Turn.from_result(result))
         print(render_text(result, ansi=sys.stdout.isatty()))
+
+
+QUIT_WORDS = {"", "q", "quit", "exit", ":q"}
 
 
 def cmd_run(args: argparse.Namespace) -> int:

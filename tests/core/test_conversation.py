@@ -146,6 +146,14 @@ def test_a_follow_up_is_right_only_with_its_thread(with_distractor, first, first
     assert alone.read_as is None
 
 
+@pytest.mark.parametrize("word", ["quit", "Exit", " q "])
+def test_the_terminal_chat_ends_on_a_quit_word_without_asking_it(real_pipeline, test_config, monkeypatch, capsys, word):
+    lines = iter([word, "Who is the chair of Xiaomi?"])
+    monkeypatch.setattr("builtins.input", lambda prompt="": print(prompt, end="") or next(lines))
+    assert main(["--data-dir", test_config["data_dir"], "chat"]) == 0
+    assert capsys.readouterr().out.count("you> ") == 1 and next(lines) == "Who is the chair of Xiaomi?"
+
+
 def test_the_terminal_chat_reads_follow_ups_within_one_chat(with_distractor, test_config, monkeypatch, capsys):
     lines = iter(["Who imposed the ban on Nordwind's vessels?", "When was that?",
                   "new question: when was that?", ""])
