@@ -29,6 +29,7 @@ _DATE_SPAN = re.compile(rf"\d|\b({_MONTHS})\b|centur|decade|\byears?\b|\b(today|
                         r"saturday|sunday)\b")
 _NUMBER_SPAN = re.compile(rf"\d|\b({_NUMBER_WORDS})s?\b")
 _NAME_SPAN = re.compile(r"\b[A-Z][\w'’.-]")
+_LEADING_WORD = re.compile(r"^(?:the|a|an|this|that|these|those|its|his|her|their)\s+", re.IGNORECASE)
 
 
 def answer_kind(question: str) -> str | None:
@@ -48,8 +49,8 @@ def fits(kind: str | None, span: str) -> bool:
         return bool(_DATE_SPAN.search(span.lower()))
     if kind == "number":
         return bool(_NUMBER_SPAN.search(span.lower()))
-    if kind == "person":
-        return bool(_NAME_SPAN.search(span))
+    if kind == "person":  # "The judge" is no name: a determiner is capitalised where a sentence starts
+        return bool(_NAME_SPAN.search(_LEADING_WORD.sub("", span.strip())))
     return True
 
 

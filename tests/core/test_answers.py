@@ -75,7 +75,8 @@ def test_json_shape(results):
     ("In what year was the company founded?", "date", ["2010"], ["Lei Jun"]),
     ("How many employees does Xiaomi have?", "number", ["32,000", "thousands", "about two dozen", "fifteen",
                                                         "a third", "nearly twice as many"], ["employees", "worldwide"]),
-    ("Who blocked the designation?", "person", ["Rudolph Contreras", "the DoD"], ["judge"]),
+    ("Who blocked the designation?", "person", ["Rudolph Contreras", "the DoD", "The Pentagon"],
+     ["judge", "The judge", "Its founder"]),
     ("Why did the Pentagon blacklist Xiaomi?", None, ["its trading", "ties"], []),
 ])
 def test_answer_kind_of_a_question_and_the_spans_that_fit_it(question, kind, fitting, not_fitting):
