@@ -17,6 +17,7 @@ from retrieval.errors import BylineError  # noqa: E402  (the package sets the of
 from retrieval.progress import set_quiet  # noqa: E402
 
 logger = logging.getLogger("byline")
+QUIT_WORDS = {"", "q", "quit", "exit", ":q"}  # what ends the terminal chat
 
 
 def _quiet_libraries() -> None:
@@ -113,9 +114,6 @@ def cmd_chat(args: argparse.Namespace) -> int:
             continue
         turns.append(Turn.from_result(result))
         print(render_text(result, ansi=sys.stdout.isatty()))
-
-
-QUIT_WORDS = {"", "q", "quit", "exit", ":q"}
 
 
 def cmd_run(args: argparse.Namespace) -> int:
