@@ -35,7 +35,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from retrieval.reader.training_data import (MixEntry, QAExample, TrainingDataError, held_out_documents,
-                                            load_mix, load_set, perturbed_question_negatives)
+                                            load_mix, load_set, mix_files, perturbed_question_negatives)
 
 # Bump when prepare_features (or what feeds it) changes the features it makes for the same data.
 FEATURES_VERSION = 2
@@ -157,8 +157,8 @@ def data_identity(campaign: dict) -> dict:
     train_dir = Path(campaign["train_dir"])
     files = {}
     for entry in campaign["mix"]:
-        for path in sorted(train_dir.glob(entry.path)):
-            files[str(path.relative_to(train_dir))] = _sha256(path)
+        for path in mix_files(train_dir, entry):
+            files[str(path.relative_to(train_dir)) if path.is_relative_to(train_dir) else str(path)] = _sha256(path)
     return {"files": files, "mix": [_mix_identity(e) for e in campaign["mix"]], "features": campaign["features"],
             "held_out": campaign.get("held_out"), "features_version": FEATURES_VERSION,
             "data_seed": campaign["schedule"]["seed"]}

@@ -380,11 +380,21 @@ DEFAULT_MIX: list[MixEntry] = [
 ]
 
 
+def mix_files(train_dir: Path, entry: MixEntry) -> list[Path]:
+    """A mix entry's files: a glob under the training folder, or one file named by an absolute (or ~)
+    path, for sets made from the training data that live outside the work tree (`retrieved_windows`)."""
+    named = Path(entry.path).expanduser()
+    if named.is_absolute():
+        return [named] if named.is_file() else []
+    return sorted(train_dir.glob(entry.path))
+
+
 def load_set(train_dir: Path, entry: MixEntry) -> tuple[list[QAExample], int]:
     """All examples of one set of the mix, and how many rows could not be aligned."""
-    paths = sorted(train_dir.glob(entry.path))
+    paths = mix_files(train_dir, entry)
     if not paths:
-        raise TrainingDataError(f"{train_dir / entry.path}: no such training file")
+        named = Path(entry.path).expanduser()
+        raise TrainingDataError(f"{named if named.is_absolute() else train_dir / entry.path}: no such training file")
     loader = load_subjqa_csv if entry.loader == "subjqa" else load_squad_file
     examples: list[QAExample] = []
     skipped: list[str] = []
