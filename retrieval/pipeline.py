@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from haystack import Pipeline
+from haystack import Document, Pipeline
 from haystack.components.joiners import DocumentJoiner
 
 from retrieval.answer import AnswerResult
@@ -289,20 +289,31 @@ class BylinePipeline:
                 "passages": outputs["focus"]["passages"], "best_span": best.data if best else None,
                 "best_score": outputs["assemble"]["best_score"]}
 
-    def retrieve(self, question: str) -> list[str]:
-        """Article ids in fused rank order (after collapsing syndicated copies), for evaluation.
+    def _retrieved_chunks(self, question: str) -> tuple[list[float], list[Document]]:
+        """The question's vector and its chunks after fusion and collapsing syndicated copies: the
+        retrieval half of the query pipeline's components, without the reader."""
+        component = self._query_pipeline.get_component
+        embedding = component("embed_query").run(text=question)["embedding"]
+        dense = component("dense").run(query_embedding=embedding)["documents"]
+        lexical = component("bm25").run(query=question)["documents"]
+        fused = component("fuse").run(documents=[dense, lexical])["documents"]
+        return embedding, component("collapse_copies").run(documents=fused)["documents"]
 
-        Runs only the retrieval half of the query pipeline's components, without the reader.
-        """
+    def retrieve(self, question: str) -> list[str]:
+        """Article ids in fused rank order (after collapsing syndicated copies), for evaluation."""
         question = self.check_question(question)
         with self._lock:
-            component = self._query_pipeline.get_component
-            embedding = component("embed_query").run(text=question)["embedding"]
-            dense = component("dense").run(query_embedding=embedding)["documents"]
-            lexical = component("bm25").run(query=question)["documents"]
-            fused = component("fuse").run(documents=[dense, lexical])["documents"]
-            kept = component("collapse_copies").run(documents=fused)["documents"]
+            _, kept = self._retrieved_chunks(question)
         return list(dict.fromkeys(d.meta["doc_id"] for d in kept))
+
+    def reader_input(self, question: str) -> list[Document]:
+        """The passages the reader would read for `question` (retrieval and the focus step, not the
+        reader), for making training examples of what the reader meets in use."""
+        question = self.check_question(question)
+        with self._lock:
+            embedding, kept = self._retrieved_chunks(question)
+            focus = self._query_pipeline.get_component("focus")
+            return focus.run(question=question, query_embedding=embedding, documents=kept)["passages"]
 
     def reader_scores(self, question: str) -> tuple[str | None, float]:
         """The best merged answer and its score before the no-answer threshold, for tuning."""

@@ -70,18 +70,6 @@ def holds_answer_text(passage: str, answers: tuple[str, ...]) -> bool:
     return any(answer.strip() and re.search(r"(?<!\w)" + re.escape(answer) + r"(?!\w)", passage) for answer in answers)
 
 
-def focus_passages(pipeline, question: str) -> list:
-    """The passages Byline's reader would read for `question`: retrieval and focus only."""
-    component = pipeline._query_pipeline.get_component
-    embedded = component("embed_query").run(text=question, question=question)
-    dense = component("dense").run(query_embedding=embedded["embedding"])["documents"]
-    lexical = component("bm25").run(query=question)["documents"]
-    fused = component("fuse").run(documents=[dense, lexical])["documents"]
-    kept = component("collapse_copies").run(documents=fused)["documents"]
-    return component("focus").run(question=question, query_embedding=embedded["question_embedding"],
-                                  documents=kept)["passages"]
-
-
 def window_examples(pipeline, questions, negatives_per_question: int, progress=None) -> tuple[dict, dict]:
     """SQuAD articles (one per source document) of each question's focus windows, and counts."""
     articles: dict[str, dict] = {}
@@ -92,7 +80,7 @@ def window_examples(pipeline, questions, negatives_per_question: int, progress=N
         counts["questions"] += 1
         negatives = 0
         holds = False
-        passages = focus_passages(pipeline, q.question)
+        passages = pipeline.reader_input(q.question)
         for number, passage in enumerate(passages):
             answer = answer_at_source(passage.content, q.answers, q.context) if passage.meta["doc_id"] == q.doc_id else None
             if answer is None:
