@@ -7,9 +7,10 @@ Distant supervision as in DrQA (Chen et al., 2017): the campaign's held-out set 
 held-out documents becomes one collection; each of its questions goes through Byline's retrieval and
 focus step (not the reader), and every passage the reader would have read becomes a training example:
 answerable where it holds the gold answer where the question's own paragraph has it, unanswerable where
-it holds none of the gold answers' words (a window with them elsewhere is left out). Those unanswerable windows are the distractors the reader meets in use (sentences
-of other articles and of the same one that share the question's words), which the mix's other
-negatives (edited questions, other paragraphs, cut answer sentences) only approximate.
+it holds none of the gold answers' words (a window with them elsewhere is left out). Those unanswerable
+windows are the distractors the reader meets in use (sentences of other articles and of the same one
+that share the question's words), which the mix's other negatives (edited questions, other
+paragraphs, cut answer sentences) only approximate.
 
 The file is SQuAD 2.0-shaped, one article per source document, and goes outside the work tree like
 the checkpoints; a campaign names it by its absolute path. The held-out documents are never in the
@@ -43,6 +44,10 @@ def training_collection(campaign: dict, out: Path) -> Path:
     return out
 
 
+def _whole_words(answer: str) -> re.Pattern:
+    return re.compile(r"(?<!\w)" + re.escape(answer) + r"(?!\w)")
+
+
 def answer_at_source(passage: str, answers: tuple[str, ...], paragraph: str) -> tuple[str, int] | None:
     """The earliest gold answer in the passage, as whole words ("1" is not found in "1990") and where the
     question's own paragraph has it (the words around it occur there): a common answer such as
@@ -52,7 +57,7 @@ def answer_at_source(passage: str, answers: tuple[str, ...], paragraph: str) -> 
     for answer in answers:
         if not answer.strip():
             continue
-        for match in re.finditer(r"(?<!\w)" + re.escape(answer) + r"(?!\w)", passage):
+        for match in _whole_words(answer).finditer(passage):
             line_start = passage.rfind("\n", 0, match.start()) + 1
             line_end = passage.find("\n", match.end())
             line_end = len(passage) if line_end < 0 else line_end
@@ -67,7 +72,7 @@ def answer_at_source(passage: str, answers: tuple[str, ...], paragraph: str) -> 
 
 
 def holds_answer_text(passage: str, answers: tuple[str, ...]) -> bool:
-    return any(answer.strip() and re.search(r"(?<!\w)" + re.escape(answer) + r"(?!\w)", passage) for answer in answers)
+    return any(answer.strip() and _whole_words(answer).search(passage) for answer in answers)
 
 
 def window_examples(pipeline, questions, negatives_per_question: int, progress=None) -> tuple[dict, dict]:
@@ -82,7 +87,8 @@ def window_examples(pipeline, questions, negatives_per_question: int, progress=N
         holds = False
         passages = pipeline.reader_input(q.question)
         for number, passage in enumerate(passages):
-            answer = answer_at_source(passage.content, q.answers, q.context) if passage.meta["doc_id"] == q.doc_id else None
+            own_document = passage.meta["doc_id"] == q.doc_id
+            answer = answer_at_source(passage.content, q.answers, q.context) if own_document else None
             if answer is None:
                 if negatives >= negatives_per_question or holds_answer_text(passage.content, q.answers):
                     continue  # the answer's words elsewhere: neither this question's answer nor surely not

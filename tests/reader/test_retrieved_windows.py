@@ -11,8 +11,9 @@ PARAGRAPH = "Saltash lies on the west bank of the river. The town has a ferry to
 
 
 def test_an_answer_counts_only_as_whole_words_where_its_own_paragraph_has_it():
-    passage = "In 1990 the ferry was sold.\nSaltash lies on the west bank of the river. The town has a ferry to Plymouth."
-    assert retrieved_windows.answer_at_source(passage, ("Plymouth",), PARAGRAPH) == ("Plymouth", passage.index("Plymouth"))
+    passage = "In 1990 the ferry was sold.\n" + PARAGRAPH
+    found = retrieved_windows.answer_at_source(passage, ("Plymouth",), PARAGRAPH)
+    assert found == ("Plymouth", passage.index("Plymouth"))
     assert retrieved_windows.answer_at_source("In 1990 the ferry was sold.", ("1",), "1 ferry") is None
     # the answer's words, but not in the sentence its question was written on
     assert retrieved_windows.answer_at_source("A ferry to Plymouth left at noon.", ("Plymouth",), PARAGRAPH) is None
@@ -59,7 +60,8 @@ def test_windows_of_the_training_documents_become_a_mix_entry_outside_the_traini
     assert not any(q == "Who kept the lighthouse?" or "lighthouse" in context for context, q in
                    ((c, qa["question"]) for c, qa in qas))  # the held-out document is not in the collection
     answerable = [(c, qa) for c, qa in qas if not qa.get("is_impossible")]
-    assert {qa["question"] for _, qa in answerable} >= {"Who is the mayor of Saltash?", "Who is the harbour master of Looe?"}
+    assert {qa["question"] for _, qa in answerable} >= {"Who is the mayor of Saltash?",
+                                                        "Who is the harbour master of Looe?"}
     for context, qa in answerable:
         [answer] = qa["answers"]
         assert context[answer["answer_start"]:].startswith(answer["text"]) and answer["text"] == answers[qa["question"]]
