@@ -89,16 +89,16 @@ def window_examples(pipeline, questions, negatives_per_question: int, progress=N
         for number, passage in enumerate(passages):
             own_document = passage.meta["doc_id"] == q.doc_id
             answer = answer_at_source(passage.content, q.answers, q.context) if own_document else None
+            qa = {"id": f"{q.id}-window-{number}", "question": q.question}
             if answer is None:
                 if negatives >= negatives_per_question or holds_answer_text(passage.content, q.answers):
                     continue  # the answer's words elsewhere: neither this question's answer nor surely not
                 negatives += 1
-                qa = {"id": f"{q.id}-window-{number}", "question": q.question, "answers": [], "is_impossible": True}
+                qa |= {"answers": [], "is_impossible": True}
                 counts["unanswerable"] += 1
             else:
                 holds = True
-                qa = {"id": f"{q.id}-window-{number}", "question": q.question,
-                      "answers": [{"text": answer[0], "answer_start": answer[1]}]}
+                qa["answers"] = [{"text": answer[0], "answer_start": answer[1]}]
                 counts["answerable"] += 1
             article = articles.setdefault(q.doc_id, {"title": q.doc_id, "paragraphs": []})
             article["paragraphs"].append({"context": passage.content, "qas": [qa]})

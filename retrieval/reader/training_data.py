@@ -380,11 +380,16 @@ DEFAULT_MIX: list[MixEntry] = [
 ]
 
 
-def mix_files(train_dir: Path, entry: MixEntry) -> list[Path]:
-    """A mix entry's files: a glob under the training folder, or one file named by an absolute (or ~)
-    path, for sets made from the training data that live outside the work tree (`retrieved_windows`)."""
+def _named_file(entry: MixEntry) -> Path | None:
+    """The one file a mix entry names by an absolute (or ~) path, for sets made from the training data
+    that live outside the work tree (`retrieved_windows`); None for a glob under the training folder."""
     named = Path(entry.path).expanduser()
-    if named.is_absolute():
+    return named if named.is_absolute() else None
+
+
+def mix_files(train_dir: Path, entry: MixEntry) -> list[Path]:
+    """A mix entry's files: its glob under the training folder, or the one file it names."""
+    if named := _named_file(entry):
         return [named] if named.is_file() else []
     return sorted(train_dir.glob(entry.path))
 
@@ -393,8 +398,7 @@ def load_set(train_dir: Path, entry: MixEntry) -> tuple[list[QAExample], int]:
     """All examples of one set of the mix, and how many rows could not be aligned."""
     paths = mix_files(train_dir, entry)
     if not paths:
-        named = Path(entry.path).expanduser()
-        raise TrainingDataError(f"{named if named.is_absolute() else train_dir / entry.path}: no such training file")
+        raise TrainingDataError(f"{_named_file(entry) or train_dir / entry.path}: no such training file")
     loader = load_subjqa_csv if entry.loader == "subjqa" else load_squad_file
     examples: list[QAExample] = []
     skipped: list[str] = []
