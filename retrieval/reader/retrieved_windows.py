@@ -2,15 +2,20 @@
 
     python -m retrieval.reader.retrieved_windows --campaign config/reader-campaign-20.yaml \
         --out ~/.cache/byline/training-windows/new_wiki.json
+    python -m retrieval.reader.retrieved_windows --campaign config/reader-campaign-20.yaml \
+        --set qamr/qamr.json --out ~/.cache/byline/training-windows/qamr.json
 
-Distant supervision as in DrQA (Chen et al., 2017): the campaign's held-out set (`new_wiki`) less its
-held-out documents becomes one collection; each of its questions goes through Byline's retrieval and
-focus step (not the reader), and every passage the reader would have read becomes a training example:
-answerable where it holds the gold answer where the question's own paragraph has it, unanswerable where
-it holds none of the gold answers' words (a window with them elsewhere is left out). Those unanswerable
-windows are the distractors the reader meets in use (sentences of other articles and of the same one
-that share the question's words), which the mix's other negatives (edited questions, other
-paragraphs, cut answer sentences) only approximate.
+Distant supervision as in DrQA (Chen et al., 2017): a training set (by default the campaign's held-out
+set, `new_wiki`, less its held-out documents) becomes one collection; each of its questions goes
+through Byline's retrieval and focus step (not the reader), and every passage the reader would have
+read becomes a training example: answerable where it holds the gold answer where the question's own
+paragraph has it, unanswerable where it holds none of the gold answers' words (a window with them
+elsewhere is left out). Those unanswerable windows are the distractors the reader meets in use
+(sentences of other articles and of the same one that share the question's words), which the mix's
+other negatives (edited questions, other paragraphs, cut answer sentences) only approximate. A set
+whose questions do not name what they ask about (PolicyQA: "Where do you collect my information?",
+over twenty policies) does not fit: another document's window answers the question and would be
+labelled unanswerable.
 
 The file is SQuAD 2.0-shaped, one article per source document, and goes outside the work tree like
 the checkpoints; a campaign names it by its absolute path. The held-out documents are never in the
@@ -30,15 +35,20 @@ from retrieval.reader.training_data import MixEntry, TrainingDataError, held_out
 DEFAULT_OUT = Path("~/.cache/byline/training-windows/new_wiki.json")
 
 
-def training_collection(campaign: dict, out: Path) -> Path:
-    """The held-out set's file with its held-out documents removed, as a SQuAD file (the collection)."""
+def training_collection(campaign: dict, out: Path, training_set: str | None = None) -> Path:
+    """A training set's SQuAD file as the collection; the held-out set's without its held-out documents."""
     spec = campaign["held_out"]
-    path = Path(campaign["train_dir"]) / spec["set"]
-    payload = json.loads(path.read_text(encoding="utf-8"))
-    examples, _ = load_set(Path(campaign["train_dir"]), MixEntry(spec["set"]))
-    held_out = held_out_documents(examples, int(spec["every_nth_document"]))
-    payload["data"] = [article for index, article in enumerate(payload["data"])
-                       if f"{spec['set']}#{index}" not in held_out]
+    training_set = training_set or spec["set"]
+    path = Path(campaign["train_dir"]) / training_set
+    try:
+        payload = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise TrainingDataError(f"{path}: not a readable SQuAD-format training set ({type(exc).__name__})") from None
+    if training_set == spec["set"]:
+        examples, _ = load_set(Path(campaign["train_dir"]), MixEntry(spec["set"]))
+        held_out = held_out_documents(examples, int(spec["every_nth_document"]))
+        payload["data"] = [article for index, article in enumerate(payload["data"])
+                           if f"{spec['set']}#{index}" not in held_out]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(payload), encoding="utf-8")
     return out
@@ -110,7 +120,9 @@ def window_examples(pipeline, questions, negatives_per_question: int, progress=N
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--campaign", type=Path, required=True, help="its held_out section names the set")
+    parser.add_argument("--campaign", type=Path, required=True, help="its train_dir and held-out documents")
+    parser.add_argument("--set", dest="training_set", metavar="PATH",
+                        help="a SQuAD-format set under train_dir (default: the campaign's held-out set)")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--negatives", type=int, default=2, metavar="N",
                         help="unanswerable windows kept per question, the best-focused first (default 2)")
@@ -126,7 +138,7 @@ def main(argv=None) -> int:
     out = args.out.expanduser().resolve()
     try:
         campaign = load_campaign(args.campaign)
-        collection = training_collection(campaign, out.with_name(out.stem + "-collection.json"))
+        collection = training_collection(campaign, out.with_name(out.stem + "-collection.json"), args.training_set)
         articles, questions, _ = load_collection(collection)
         # the collection's index beside the file, outside the work tree with it
         config = open_config(load_config(), scratch_collection(collection, articles, out.parent / "index"))

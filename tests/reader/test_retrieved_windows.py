@@ -34,7 +34,8 @@ DOCUMENTS = [
 ]
 
 
-def test_windows_of_the_training_documents_become_a_mix_entry_outside_the_training_folder(tmp_path):
+def _tiny_campaign(tmp_path):
+    """A training folder with `tiny/set.json` (its every third document held out) and a campaign on it."""
     train_dir = tmp_path / "train"
     (train_dir / "tiny").mkdir(parents=True)
     data = {"data": [{"title": title, "paragraphs": [
@@ -50,6 +51,11 @@ def test_windows_of_the_training_documents_become_a_mix_entry_outside_the_traini
         "held_out": {"set": "tiny/set.json", "every_nth_document": 3, "eval_questions": 1},
         "mix": [{"path": "tiny/set.json"}], "features": {"max_length": 128, "doc_stride": 64},
         "schedule": {"epochs": 1, "batch_size": 4, "learning_rate": 1e-5, "seed": 1}}))
+    return train_dir, campaign
+
+
+def test_windows_of_the_training_documents_become_a_mix_entry_outside_the_training_folder(tmp_path):
+    train_dir, campaign = _tiny_campaign(tmp_path)
     out = tmp_path / "windows" / "tiny.json"
 
     assert retrieved_windows.main(["--campaign", str(campaign), "--out", str(out)]) == 0
@@ -75,6 +81,24 @@ def test_windows_of_the_training_documents_become_a_mix_entry_outside_the_traini
     assert len(examples) == len(qas) and stats[str(out)]["used"] == len(qas)
     plan = {"train_dir": str(train_dir), "mix": [entry], "features": {}, "schedule": {"seed": 1}}
     assert list(data_identity(plan)["files"]) == [str(out)]
+
+
+def test_another_training_set_keeps_every_document_and_a_missing_one_is_refused_in_one_line(tmp_path, capsys):
+    train_dir, campaign = _tiny_campaign(tmp_path)
+    (train_dir / "tiny" / "other.json").write_text((train_dir / "tiny" / "set.json").read_text())
+    out = tmp_path / "windows" / "other.json"
+
+    assert retrieved_windows.main(["--campaign", str(campaign), "--set", "tiny/other.json", "--out", str(out)]) == 0
+    windows = json.loads(out.read_text())
+    questions = {qa["question"] for article in windows["data"] for p in article["paragraphs"] for qa in p["qas"]
+                 if not qa.get("is_impossible")}
+    assert "Who kept the lighthouse?" in questions  # held out only from the campaign's held-out set
+
+    capsys.readouterr()
+    assert retrieved_windows.main(["--campaign", str(campaign), "--set", "tiny/gone.json", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: ") and "tiny/gone.json" in error and error.count("\n") == 1
+    assert json.loads(out.read_text()) == windows  # the earlier file is kept
 
 
 def test_a_missing_file_outside_the_training_folder_is_named_in_one_line(tmp_path):
