@@ -133,7 +133,8 @@ class BylinePipeline:
             reader["citation_similarity"], focus_prior=reader["focus_prior"], agreement=reader["agreement"],
             also_possible_within=reader["also_possible_within"], also_possible_max_words=reader["also_possible_max_words"],
             calibration_factor=self.reader.calibration_factor, restatement_share=reader["restatement_share"],
-            complete_names=reader["complete_names"]))
+            complete_names=reader["complete_names"], lead_reader=self.reader,
+            reread_sentences=reader["reread_sentences"], reread_neighbours=retrieval["focus_neighbours"]))
         pipeline.add_component("dated", TimeAwareAnswers(store))
         pipeline.connect("embed_query.embedding", "dense.query_embedding")
         pipeline.connect("dense.documents", "fuse.documents")

@@ -111,6 +111,15 @@ class NullRelativeExtractiveReader(TransformersExtractiveReader):
         """A span's score from its margin over the window's [CLS] logit."""
         return 1.0 / (1.0 + math.exp(-self.calibration_factor * value))
 
+    def passage_spans(self, question: str, passage: str, sentence_starts: list[int]) -> list[Span]:
+        """One passage's spans inside its sentences, best first, each measured against the `[CLS]`
+        logit of its own window (the passage alone decides whether it answers)."""
+        self.warm_up()
+        found = find_spans(self.model, self.tokenizer, [question], [passage], max_length=self.max_seq_length,
+                           stride=self.stride, max_answer_tokens=self.max_answer_tokens,
+                           per_window=self.answers_per_seq or 20, sentence_starts=[sentence_starts])[0]
+        return sorted(found, key=lambda span: -span.value)
+
     def best_spans(self, questions: list[str], passages: list[str]) -> list[tuple[str | None, float]]:
         """Each (question, passage) pair's best span and its score, many pairs per forward pass."""
         self.warm_up()

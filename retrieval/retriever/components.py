@@ -226,13 +226,22 @@ class AnswerAssembler:
     for "Which judge ruled in favor of Xiaomi?") and is not an answer; 0 keeps every span. With
     `complete_names`, a name answer runs on through the capitalised words naming what the question asks
     for ("New York" -> "New York Stock Exchange" for "Which stock exchange …?").
+
+    With `reread_sentences`, the lead answer is read again in its own paragraph, up to that many
+    sentences either side of its own (and never fewer than `reread_neighbours`, the focus windows'
+    reach: a one-sentence news paragraph often names its subject in the sentence before). That
+    reading decides: its best span is the answer, scored by its margin over the passage's own "no
+    answer", and the threshold applies to that score. The reader was trained on whole paragraphs; a focus
+    window of three sentences cut across paragraphs decides worse (README, Evaluation). Where the
+    second reading gives the same words, the answer keeps the better of its two scores.
     """
 
     def __init__(self, store: ArticleStore, no_answer_threshold: float, max_answers: int,
                  max_answer_words: int = 30, citation_similarity: float = 0.0, focus_prior: float = 0.0,
                  agreement: float = 0.0, also_possible_within: float = float("inf"),
                  also_possible_max_words: int = 30, calibration_factor: float = 0.1,
-                 restatement_share: float = 0.0, complete_names: bool = False) -> None:
+                 restatement_share: float = 0.0, complete_names: bool = False, lead_reader=None,
+                 reread_sentences: int = 0, reread_neighbours: int = 1) -> None:
         self.store = store
         self.no_answer_threshold = no_answer_threshold
         self.max_answers = max_answers
@@ -245,6 +254,9 @@ class AnswerAssembler:
         self.calibration_factor = calibration_factor
         self.restatement_share = restatement_share
         self.complete_names = complete_names
+        self.lead_reader = lead_reader  # a NullRelativeExtractiveReader, for reading the lead answer again
+        self.reread_sentences = reread_sentences if lead_reader is not None else 0
+        self.reread_neighbours = reread_neighbours
 
     def _margin(self, answer: ExtractedAnswer) -> float:
         if "margin" in (answer.meta or {}):
@@ -266,24 +278,21 @@ class AnswerAssembler:
         for answer in answers:
             if not answer.data or not answer.data.strip() or answer.document is None:
                 continue
-            start, end = answer.document_offset.start, answer.document_offset.end
-            if self.complete_names:
-                end = completed_name(question, answer.document.content, start, end)
-            text = answer.document.content[start:end]
-            stripped = text.strip()
-            # an answer is a phrase: it does not run across paragraphs or go on for sentences
-            if "\n" in stripped or len(stripped.split()) > self.max_answer_words:
+            found = self._phrase(question, question_terms, answer.document.content,
+                                 answer.document_offset.start, answer.document_offset.end)
+            if found is None:
                 continue
-            if self._restates(question_terms, stripped):
-                continue
-            start += len(text) - len(text.lstrip())
+            start, end = found
             meta = answer.document.meta
             base = meta["article_start"]
-            groups[normalize_answer(stripped)].append(_AnswerSpan(
+            groups[normalize_answer(answer.document.content[start:end])].append(_AnswerSpan(
                 self._margin(answer) - self.focus_prior * math.log1p(article_rank.get(meta["doc_id"], 0)),
-                meta["doc_id"], base + start, base + start + len(stripped), passage=base))
+                meta["doc_id"], base + start, base + end, passage=base))
         ranked = sorted(((max(s.evidence for s in spans) + self.agreement * math.log(len({s.passage for s in spans})),
                           key, spans) for key, spans in groups.items()), key=lambda g: -g[0])
+        lead_evidence = ranked[0][0] if ranked else 0.0
+        if ranked and self.reread_sentences:
+            ranked = self._reread_lead(question, question_terms, ranked)
         best_score = self._score(ranked[0][0]) if ranked else 0.0
         merged = []
         shown: list[tuple[str, list[_AnswerSpan]]] = []  # the answers kept so far, by key and spans
@@ -294,7 +303,9 @@ class AnswerAssembler:
             spans.sort(key=lambda s: -s.evidence)
             _, doc_id, start, end, _ = spans[0]
             text = self.store.article_text(doc_id)[start:end]
-            if merged and not self._also_possible(key, text, spans, evidence, ranked[0][0], shown, kind):
+            # after the lead's second reading an alternative can score above it: not shown under it
+            if merged and (score > merged[0].score
+                           or not self._also_possible(key, text, spans, evidence, lead_evidence, shown, kind)):
                 continue
             shown.append((key, spans))
             # ordered, not a set: an article cited twice keeps its strongest mention, whatever the hash seed
@@ -310,6 +321,59 @@ class AnswerAssembler:
             result.closest = [self._citation(d.meta["doc_id"], d.meta["article_start"], d.meta["article_start"])
                               for d in closest]
         return {"result": result, "best_score": best_score}
+
+    def _phrase(self, question: str, question_terms: set[str], content: str, start: int, end: int
+                ) -> tuple[int, int] | None:
+        """A reader span as an answer's offsets in `content` (its name completed, no outer spaces), or
+        None: an answer is a phrase, not one across paragraphs, sentences long or restating the question."""
+        if self.complete_names:
+            end = completed_name(question, content, start, end)
+        text = content[start:end]
+        stripped = text.strip()
+        if not stripped or "\n" in stripped or len(stripped.split()) > self.max_answer_words:
+            return None
+        if self._restates(question_terms, stripped):
+            return None
+        start += len(text) - len(text.lstrip())
+        return start, start + len(stripped)
+
+    def _reread_lead(self, question: str, question_terms: set[str],
+                     ranked: list[tuple[float, str, list[_AnswerSpan]]]) -> list[tuple[float, str, list[_AnswerSpan]]]:
+        """`ranked` with the lead answer read again in its paragraph: that reading's best span leads (with
+        the spans of any answer of the same words), scored by its margin there, or by the lead's first
+        score where that is higher and the words are the same; a lead answer it replaces stays among the
+        rest. Unchanged when the reading finds no phrase."""
+        _, lead_key, lead_spans = ranked[0]
+        lead = max(lead_spans, key=lambda s: s.evidence)
+        text, sentences = self.store.article_text(lead.doc_id), self.store.sentences(lead.doc_id)
+        own = max(0, bisect_right([s.start for s in sentences], lead.start) - 1)
+        paragraph_start = text.rfind("\n", 0, lead.start) + 1
+        paragraph_end = text.find("\n", lead.end) % (len(text) + 1)  # -1 (none) -> len(text)
+        low, high = own, own
+        while low > 0 and own - low < self.reread_sentences and sentences[low - 1].start >= paragraph_start:
+            low -= 1
+        while (high < len(sentences) - 1 and high - own < self.reread_sentences
+               and sentences[high + 1].end <= paragraph_end):
+            high += 1
+        low, high = min(low, max(0, own - self.reread_neighbours)), max(high, min(len(sentences) - 1,
+                                                                                  own + self.reread_neighbours))
+        base = sentences[low].start
+        passage = text[base:sentences[high].end]
+        starts = [s.start - base for s in sentences[low + 1:high + 1]]
+        for span in self.lead_reader.passage_spans(question, passage, starts):
+            found = self._phrase(question, question_terms, passage, span.start, span.end)
+            if found is not None:
+                break
+        else:
+            return ranked
+        start, end = found
+        key = normalize_answer(passage[start:end])
+        reread = _AnswerSpan(span.value, lead.doc_id, base + start, base + end, passage=base)
+        rest = [(evidence, k, spans) for evidence, k, spans in ranked if k != key]
+        same_words = [spans for _, k, spans in ranked if k == key]
+        # the same answer read twice keeps the better reading; another span has only this one
+        evidence = max(span.value, ranked[0][0]) if key == lead_key else span.value
+        return [(evidence, key, [reread, *(same_words[0] if same_words else [])]), *rest]
 
     def _restates(self, question_terms: set[str], span: str) -> bool:
         if not self.restatement_share or len(question_terms) < 2:

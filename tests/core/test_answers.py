@@ -195,3 +195,67 @@ def test_answers_and_citations_do_not_depend_on_the_hash_seed(real_pipeline):
     first = answered("1")
     assert any(len(a["citations"]) > 1 for p in first for a in p["answers"])
     assert answered("2") == first
+
+
+def _paragraph_window(store, doc_id: str, start: int, reach: int, neighbours: int) -> tuple[int, int, list[int]]:
+    """The sentences around article[start:]: its own, up to `reach` more either side inside its paragraph,
+    at least `neighbours` either side; as (passage start, passage end, sentence starts in the passage)."""
+    text, sentences = store.article_text(doc_id), store.sentences(doc_id)
+    own = max(i for i, s in enumerate(sentences) if s.start <= start)
+    paragraph_start = text.rfind("\n", 0, start) + 1
+    paragraph_end = text.find("\n", start) if "\n" in text[start:] else len(text)
+    inside = [i for i, s in enumerate(sentences)
+              if abs(i - own) <= reach and s.start >= paragraph_start and s.end <= paragraph_end]
+    low = min(inside + [own, max(0, own - neighbours)])
+    high = max(inside + [own, min(len(sentences) - 1, own + neighbours)])
+    base = sentences[low].start
+    return base, sentences[high].end, [s.start - base for s in sentences[low + 1:high + 1]]
+
+
+@pytest.mark.parametrize("question", ["Where are Xiaomi's shares listed?",
+                                      "On what date did the US issue the CCMC designation?",
+                                      "Who is Huawei's founder and CEO?"])
+def test_the_lead_answer_is_scored_by_reading_its_own_paragraph(real_pipeline, question):
+    """reader.reread_sentences: the lead answer is read again in its paragraph, alone; its score (what
+    the no-answer threshold applies to) is that reading's margin, or its first reading's where that is
+    higher for the same words."""
+    reader_config = real_pipeline.config["reader"]
+    assert reader_config["reread_sentences"] > 0
+    assemble = real_pipeline._query_pipeline.get_component("assemble")
+    assemble.reread_sentences = 0
+    try:
+        first = real_pipeline.ask(question)
+    finally:
+        assemble.reread_sentences = reader_config["reread_sentences"]
+    result = real_pipeline.ask(question)
+    assert not result.no_answer
+    lead = result.answers[0]
+    readings = []
+    for citation in (c for c in lead.citations if c.span_text == lead.text):
+        store = real_pipeline.store
+        start, end, starts = _paragraph_window(store, citation.doc_id, citation.article_start,
+                                               reader_config["reread_sentences"],
+                                               real_pipeline.config["retrieval"]["focus_neighbours"])
+        passage = store.article_text(citation.doc_id)[start:end]
+        spans = real_pipeline.reader.passage_spans(question, passage, starts)
+        readings += [real_pipeline.reader.span_score(s.value) for s in spans
+                     if normalize_answer(passage[s.start:s.end]) == normalize_answer(lead.text)]
+    assert readings, lead
+    expected = max(readings)
+    if first.answers and normalize_answer(first.answers[0].text) == normalize_answer(lead.text):
+        expected = max(expected, first.answers[0].score)
+    assert lead.score == pytest.approx(expected, abs=1e-6), (lead.score, readings, first.answers[:1])
+
+
+def test_also_possible_answers_never_score_above_the_lead(real_pipeline):
+    """After the lead's second reading an alternative's first-reading score could exceed the lead's:
+    "What is TikTok's parent company?" once led with 0.607 over "Also possible" answers at 0.630."""
+    from eval.gold import load_gold
+
+    shown = 0
+    for item in load_gold(real_pipeline.config["eval"]["gold"])[::3]:
+        result = real_pipeline.ask(item.question)
+        for answer in result.answers[1:]:
+            shown += 1
+            assert answer.score <= result.answers[0].score, (item.question, [(a.text, a.score) for a in result.answers])
+    assert shown, "no question of the sample was offered an alternative: the check checked nothing"
