@@ -227,13 +227,13 @@ class AnswerAssembler:
     `complete_names`, a name answer runs on through the capitalised words naming what the question asks
     for ("New York" -> "New York Stock Exchange" for "Which stock exchange …?").
 
-    With `reread_sentences`, the lead answer is read again in its own paragraph, up to that many
-    sentences either side of its own (and never fewer than `reread_neighbours`, the focus windows'
-    reach: a one-sentence news paragraph often names its subject in the sentence before). That
-    reading decides: its best span is the answer, scored by its margin over the passage's own "no
-    answer", and the threshold applies to that score. The reader was trained on whole paragraphs; a focus
-    window of three sentences cut across paragraphs decides worse (README, Evaluation). Where the
-    second reading gives the same words, the answer keeps the better of its two scores.
+    With `reread_sentences`, the lead answer's paragraph is read again, alone: up to that many sentences
+    either side of its own, and never fewer than `reread_neighbours`, the focus windows' reach (a
+    one-sentence news paragraph often names its subject in the sentence before). Where that reading's
+    best span beats the paragraph's own "no answer" by more than the lead's evidence, that margin is the
+    lead's evidence, and the threshold applies to it: the reader was trained on whole paragraphs, and a
+    focus window of three sentences cut across paragraphs can leave an answerable question looking
+    unanswerable (README, Evaluation). The lead keeps its words.
     """
 
     def __init__(self, store: ArticleStore, no_answer_threshold: float, max_answers: int,
@@ -290,9 +290,9 @@ class AnswerAssembler:
                 meta["doc_id"], base + start, base + end, passage=base))
         ranked = sorted(((max(s.evidence for s in spans) + self.agreement * math.log(len({s.passage for s in spans})),
                           key, spans) for key, spans in groups.items()), key=lambda g: -g[0])
-        lead_evidence = ranked[0][0] if ranked else 0.0
+        lead_evidence = ranked[0][0] if ranked else 0.0  # "Also possible" answers are measured against it unraised
         if ranked and self.reread_sentences:
-            ranked = self._reread_lead(question, question_terms, ranked)
+            ranked = self._reread_lead(question, ranked)
         best_score = self._score(ranked[0][0]) if ranked else 0.0
         merged = []
         shown: list[tuple[str, list[_AnswerSpan]]] = []  # the answers kept so far, by key and spans
@@ -303,9 +303,7 @@ class AnswerAssembler:
             spans.sort(key=lambda s: -s.evidence)
             _, doc_id, start, end, _ = spans[0]
             text = self.store.article_text(doc_id)[start:end]
-            # after the lead's second reading an alternative can score above it: not shown under it
-            if merged and (score > merged[0].score
-                           or not self._also_possible(key, text, spans, evidence, lead_evidence, shown, kind)):
+            if merged and not self._also_possible(key, text, spans, evidence, lead_evidence, shown, kind):
                 continue
             shown.append((key, spans))
             # ordered, not a set: an article cited twice keeps its strongest mention, whatever the hash seed
@@ -337,13 +335,11 @@ class AnswerAssembler:
         start += len(text) - len(text.lstrip())
         return start, start + len(stripped)
 
-    def _reread_lead(self, question: str, question_terms: set[str],
-                     ranked: list[tuple[float, str, list[_AnswerSpan]]]) -> list[tuple[float, str, list[_AnswerSpan]]]:
-        """`ranked` with the lead answer read again in its paragraph: that reading's best span leads (with
-        the spans of any answer of the same words), scored by its margin there, or by the lead's first
-        score where that is higher and the words are the same; a lead answer it replaces stays among the
-        rest. Unchanged when the reading finds no phrase."""
-        _, lead_key, lead_spans = ranked[0]
+    def _reread_lead(self, question: str, ranked: list[tuple[float, str, list[_AnswerSpan]]]
+                     ) -> list[tuple[float, str, list[_AnswerSpan]]]:
+        """`ranked` with the lead answer's evidence raised to the margin of the best span of its paragraph,
+        read alone, where that is higher; its words and the rest stay as they are."""
+        evidence, lead_key, lead_spans = ranked[0]
         lead = max(lead_spans, key=lambda s: s.evidence)
         text, sentences = self.store.article_text(lead.doc_id), self.store.sentences(lead.doc_id)
         own = max(0, bisect_right([s.start for s in sentences], lead.start) - 1)
@@ -360,20 +356,11 @@ class AnswerAssembler:
         base = sentences[low].start
         passage = text[base:sentences[high].end]
         starts = [s.start - base for s in sentences[low + 1:high + 1]]
+        question_terms = set(terms(question))
         for span in self.lead_reader.passage_spans(question, passage, starts):
-            found = self._phrase(question, question_terms, passage, span.start, span.end)
-            if found is not None:
-                break
-        else:
-            return ranked
-        start, end = found
-        key = normalize_answer(passage[start:end])
-        reread = _AnswerSpan(span.value, lead.doc_id, base + start, base + end, passage=base)
-        rest = [(evidence, k, spans) for evidence, k, spans in ranked if k != key]
-        same_words = [spans for _, k, spans in ranked if k == key]
-        # the same answer read twice keeps the better reading; another span has only this one
-        evidence = max(span.value, ranked[0][0]) if key == lead_key else span.value
-        return [(evidence, key, [reread, *(same_words[0] if same_words else [])]), *rest]
+            if self._phrase(question, question_terms, passage, span.start, span.end) is not None:
+                return [(max(evidence, span.value), lead_key, lead_spans), *ranked[1:]]
+        return ranked
 
     def _restates(self, question_terms: set[str], span: str) -> bool:
         if not self.restatement_share or len(question_terms) < 2:

@@ -117,7 +117,11 @@ PAIRS = [
 ]
 
 
-KNOWN_WRONG_FIRST: dict[str, str] = {}  # first question -> why the shipped reader answers it wrong (strict xfail)
+KNOWN_WRONG_FIRST = {  # first question -> why the shipped reader answers it wrong (strict xfail)
+    "Who founded Nordwind Shipping?": "refused: 'Erik Lindqvist' scores 0.571 in both readings of the lead answer "
+                                      "(its focus window and its paragraph), under the threshold 0.5753 chosen on "
+                                      "`_v2s` for the lead's better-of-two score; it was just over 0.569 before",
+}
 
 
 @pytest.fixture(scope="module")
