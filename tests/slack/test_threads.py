@@ -10,7 +10,9 @@ from eval.followups import DISTRACTORS
 from retrieval.config import REPO_ROOT
 from slack_support import visible_texts
 
-FOUNDER = "Who founded Nordwind Shipping?"
+# "Who founded Nordwind Shipping?" scores 0.571, under the threshold (tests/core/test_conversation.py, KNOWN_WRONG_FIRST);
+# this test is about what a thread passes on, so its first question is one the reader answers surely (0.715)
+FOUNDER = "Who is the founder of Nordwind Shipping?"
 SHARES = "Where are the company's shares traded?"
 
 
