@@ -292,7 +292,7 @@ class AnswerAssembler:
                           key, spans) for key, spans in groups.items()), key=lambda g: -g[0])
         lead_evidence = ranked[0][0] if ranked else 0.0  # "Also possible" answers are measured against it unraised
         if ranked and self.reread_sentences:
-            ranked = self._reread_lead(question, ranked)
+            ranked = self._reread_lead(question, question_terms, ranked)
         best_score = self._score(ranked[0][0]) if ranked else 0.0
         merged = []
         shown: list[tuple[str, list[_AnswerSpan]]] = []  # the answers kept so far, by key and spans
@@ -335,7 +335,7 @@ class AnswerAssembler:
         start += len(text) - len(text.lstrip())
         return start, start + len(stripped)
 
-    def _reread_lead(self, question: str, ranked: list[tuple[float, str, list[_AnswerSpan]]]
+    def _reread_lead(self, question: str, question_terms: set[str], ranked: list[tuple[float, str, list[_AnswerSpan]]]
                      ) -> list[tuple[float, str, list[_AnswerSpan]]]:
         """`ranked` with the lead answer's evidence raised to the margin of the best span of its paragraph,
         read alone, where that is higher; its words and the rest stay as they are."""
@@ -356,7 +356,6 @@ class AnswerAssembler:
         base = sentences[low].start
         passage = text[base:sentences[high].end]
         starts = [s.start - base for s in sentences[low + 1:high + 1]]
-        question_terms = set(terms(question))
         for span in self.lead_reader.passage_spans(question, passage, starts):
             if self._phrase(question, question_terms, passage, span.start, span.end) is not None:
                 return [(max(evidence, span.value), lead_key, lead_spans), *ranked[1:]]
